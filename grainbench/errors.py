@@ -1,0 +1,13 @@
+"""Exceptions the CLI reports as one clear line instead of a traceback."""
+
+
+class GrainbenchError(Exception):
+    """Base class: a problem with the user's input, files or configuration."""
+
+
+class InputFileError(GrainbenchError, ValueError):
+    """A file could not be read or does not hold what it should; the message names the file."""
+
+
+class DatasetError(GrainbenchError):
+    """A dataset is missing, malformed or fails verification."""
