@@ -52,6 +52,8 @@ def as_tensor(x: ArrayLike, device: DeviceLike = None, *, name: str = "array") -
             x = x.astype(_WIDEN[x.dtype])
         elif x.dtype.kind not in "biuf":
             raise TypeError(f"{name}: unsupported dtype {x.dtype} (expected bool, integer or float)")
+        if not x.flags.writeable:  # torch cannot wrap read-only memory safely
+            x = x.copy()
         t = torch.from_numpy(np.ascontiguousarray(x))
     if device is not None:
         t = t.to(resolve_device(device))

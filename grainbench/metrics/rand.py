@@ -37,12 +37,16 @@ def adjusted_rand_index(seg_labels: ArrayLike, gt_labels: ArrayLike, *, device: 
     gt = as_labels(gt_labels, seg.device, name="gt_labels")
     check_same_shape(seg, gt, ("seg_labels", "gt_labels"))
     table = contingency_table(seg, gt)
-    n = table.total
-    a = table.row_sums()
-    b = table.col_sums()
+    return ari_from_counts(table.counts, table.row_sums(), table.col_sums())
+
+
+def ari_from_counts(cells: torch.Tensor, row_sums: torch.Tensor, col_sums: torch.Tensor) -> float:
+    """ARI from the non-empty cells of a contingency table and its marginals (all float64)."""
+    a, b = row_sums.to(torch.float64), col_sums.to(torch.float64)
+    n = float(a.sum())
     if (a.numel() == b.numel() == 1) or (a.numel() == b.numel() == n):
         return 1.0
-    sum_ij = float(_comb2(table.counts).sum())
+    sum_ij = float(_comb2(cells.to(torch.float64)).sum())
     sum_a = float(_comb2(a).sum())
     sum_b = float(_comb2(b).sum())
     expected = sum_a * sum_b / (n * (n - 1.0) / 2.0)
