@@ -12,10 +12,11 @@ from ._backend import ArrayLike, DeviceLike, as_mask, check_same_shape, resolve_
 from .components import grains_from_boundary
 from .metrics.boundary import boundary_distances, mask_boundary
 from .metrics.grains import grain_statistics
-from .metrics.information import variation_of_information
+from .metrics.contingency import contingency_table
+from .metrics.information import vi_from_table
 from .metrics.instance import _dsb_score_from_labels, _with_frame
 from .metrics.overlap import dice, foreground_iou, pixel_accuracy
-from .metrics.rand import adjusted_rand_index
+from .metrics.rand import ari_from_table
 from .metrics.topology import betti_error, cldice
 from .postprocess import binarize, crop_border, thin_boundary
 from .protocol import Protocol, get_protocol
@@ -70,7 +71,8 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
                           thresholds: torch.Tensor) -> dict[str, float]:
     pred_labels = grains_from_boundary(pred, connectivity=protocol.connectivity)
     gt_labels = grains_from_boundary(gt, connectivity=protocol.connectivity)
-    split, merge = variation_of_information(pred_labels, gt_labels)
+    table = contingency_table(pred_labels, gt_labels)  # shared by VI and ARI
+    split, merge = vi_from_table(table)
     if protocol.map_frame:
         map_pred = grains_from_boundary(_with_frame(pred), connectivity=protocol.connectivity)
         map_gt = grains_from_boundary(_with_frame(gt), connectivity=protocol.connectivity)
@@ -82,7 +84,7 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
         "vi": split + merge,
         "vi_split": split,
         "vi_merge": merge,
-        "ari": adjusted_rand_index(pred_labels, gt_labels),
+        "ari": ari_from_table(table),
         "map": _dsb_score_from_labels(map_pred, map_gt, thresholds),
         "bf1": bf1,
         "bf1_precision": precision,

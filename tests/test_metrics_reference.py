@@ -108,12 +108,14 @@ def test_bf1_and_bde_match_brute_force(rng, tol):
     assert boundary_displacement_error(pred, gt) == pytest.approx(brute_force_bde(pred, gt), abs=1e-9)
 
 
-@pytest.mark.parametrize("backend", ["scipy", "torch"])
-def test_nearest_distances_match_brute_force(rng, backend):
+@pytest.mark.parametrize("backend", ["kdtree", "torch"])
+@pytest.mark.parametrize("radius", [0, 2, 8])
+def test_nearest_distances_match_brute_force(rng, backend, radius):
     target = rng.random((3, 30, 35)) < 0.03
     target[2] = False  # an empty slice: distances are inf there
     query = rng.random((3, 30, 35)) < 0.1
-    got = nearest_distances(torch.from_numpy(target), torch.from_numpy(query), backend=backend).numpy()
+    got = nearest_distances(torch.from_numpy(target), torch.from_numpy(query), backend=backend,
+                            radius=radius).numpy()
     ref = np.concatenate([brute_force_distances(t, q) for t, q in zip(target, query)])
     np.testing.assert_allclose(got, ref, atol=1e-5)
 

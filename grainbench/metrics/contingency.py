@@ -37,6 +37,12 @@ class Contingency:
     counts: torch.Tensor
     total: float
 
+    def without_zero(self) -> "Contingency":
+        """The table restricted to pixels labelled non-zero in both maps (0 = boundary/unlabelled)."""
+        keep = (self.rows != 0) & (self.cols != 0)
+        counts = self.counts[keep]
+        return Contingency(self.rows[keep], self.cols[keep], counts, float(counts.sum()))
+
     def row_sums(self) -> torch.Tensor:
         """Pixel count of each first-map label present (in float64, aligned to unique rows)."""
         _, inverse = torch.unique(self.rows, return_inverse=True)
@@ -50,23 +56,16 @@ class Contingency:
                            device=self.counts.device).index_add_(0, inverse, self.counts)
 
 
-def contingency_table(labels0: torch.Tensor, labels1: torch.Tensor, *,
-                      keep: torch.Tensor | None = None) -> Contingency:
+def contingency_table(labels0: torch.Tensor, labels1: torch.Tensor) -> Contingency:
     """Sparse contingency table of two non-negative int64 label tensors of equal shape.
 
     Parameters
     ----------
     labels0, labels1 : int64 tensors
         Label maps on the same device.
-    keep : bool tensor, optional
-        Only pixels where ``keep`` is true are counted.
     """
     a = labels0.reshape(-1)
     b = labels1.reshape(-1)
-    if keep is not None:
-        k = keep.reshape(-1)
-        a = a[k]
-        b = b[k]
     n = a.numel()
     if n == 0:
         empty = torch.zeros(0, dtype=torch.int64, device=a.device)

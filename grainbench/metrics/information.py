@@ -64,6 +64,10 @@ def variation_of_information(seg_labels: ArrayLike, gt_labels: ArrayLike, *,
     seg = as_labels(seg_labels, device, name="seg_labels")
     gt = as_labels(gt_labels, seg.device, name="gt_labels")
     check_same_shape(seg, gt, ("seg_labels", "gt_labels"))
-    table = contingency_table(seg, gt, keep=(seg != 0) & (gt != 0))
-    split, merge = _conditional_entropies(table)
+    return vi_from_table(contingency_table(seg, gt))
+
+
+def vi_from_table(table: Contingency) -> tuple[float, float]:
+    """``(split, merge)`` from a contingency table of (seg, gt); label-0 cells are dropped here."""
+    split, merge = _conditional_entropies(table.without_zero())
     return split, merge

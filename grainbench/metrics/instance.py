@@ -24,7 +24,7 @@ def iou_matrix(pred_labels: ArrayLike, gt_labels: ArrayLike, *, device: DeviceLi
     pred = as_labels(pred_labels, device, name="pred_labels")
     gt = as_labels(gt_labels, pred.device, name="gt_labels")
     check_same_shape(pred, gt, ("pred_labels", "gt_labels"))
-    table = contingency_table(pred, gt, keep=(pred != 0) & (gt != 0))
+    table = contingency_table(pred, gt).without_zero()
     pred_area = torch.bincount(pred.reshape(-1)).to(torch.float64)
     gt_area = torch.bincount(gt.reshape(-1)).to(torch.float64)
     inter = table.counts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._backend import ArrayLike, DeviceLike, as_labels, check_same_shape
-from .contingency import contingency_table
+from .contingency import Contingency, contingency_table
 
 
 def _comb2(x: torch.Tensor) -> torch.Tensor:
@@ -36,7 +36,11 @@ def adjusted_rand_index(seg_labels: ArrayLike, gt_labels: ArrayLike, *, device: 
     seg = as_labels(seg_labels, device, name="seg_labels")
     gt = as_labels(gt_labels, seg.device, name="gt_labels")
     check_same_shape(seg, gt, ("seg_labels", "gt_labels"))
-    table = contingency_table(seg, gt)
+    return ari_from_table(contingency_table(seg, gt))
+
+
+def ari_from_table(table: Contingency) -> float:
+    """ARI from a full contingency table (label 0 kept as a cluster)."""
     return ari_from_counts(table.counts, table.row_sums(), table.col_sums())
 
 
