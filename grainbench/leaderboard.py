@@ -1,0 +1,160 @@
+"""Leaderboards built from run records only: Markdown for reading, CSV for tools.
+
+One table per (protocol, preset) per dataset, best first, each row linking
+the records it averages; the numbers reported in the seed papers are listed
+apart, marked "reported", never mixed into the reproduced ranking.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_write
+from .records import find_bad_records, iter_records
+
+COLUMNS_BOUNDARY = ("vi", "vi_split", "vi_merge", "ari", "map", "bf1", "bde", "dice")
+COLUMNS_PHASE = ("accuracy", "iou", "dice", "bf1", "bde")
+PRIMARY = {"boundary": ("vi", True), "phase": ("iou", False)}  # metric, ascending
+
+
+def reported_results(dataset: str | None = None) -> pd.DataFrame:
+    """The numbers the seed papers report (long format: one row per metric)."""
+    text = resources.files("grainbench").joinpath("reported.csv").read_text(encoding="utf-8")
+    table = pd.read_csv(io.StringIO(text), keep_default_na=False)
+    return table if dataset is None else table[table["dataset"] == dataset].reset_index(drop=True)
+
+
+def collect(records_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per valid record: identity, config and aggregate metrics (corrupt files are skipped)."""
+    rows = []
+    for path, rec in iter_records(records_dir, strict=False):
+        cfg = rec["config"]
+        rows.append({
+            "dataset": cfg["dataset"],
+            "protocol": f"{rec['protocol'].get('name')}@{rec['protocol'].get('version')}",
+            "task": rec["protocol"].get("task", "boundary"),
+            "preset": cfg.get("preset") or ("submission" if rec["kind"] == "submission" else "-"),
+            "model": cfg["model"] if rec["kind"] == "run" else f"{cfg['model']} (submitted)",
+            "mode": cfg.get("mode") or "-",
+            "seed": cfg.get("seed"),
+            "record": str(path),
+            **rec["metrics"]["aggregate"],
+        })
+    return pd.DataFrame(rows)
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds per (model, mode); best first by the primary metric."""
+    task = runs["task"].iloc[0]
+    metric, ascending = PRIMARY.get(task, PRIMARY["boundary"])
+    columns = [c for c in (COLUMNS_PHASE if task == "phase" else COLUMNS_BOUNDARY) if c in runs]
+    grouped = runs.groupby(["model", "mode"], sort=False)
+    out = grouped[columns].mean()
+    std = grouped[columns].std(ddof=1).fillna(0.0)
+    for c in columns:
+        out[f"{c}_std"] = std[c]
+    out["seeds"] = grouped.size()
+    out["records"] = grouped["record"].apply(list)
+    out = out.reset_index()
+    return out.sort_values(metric, ascending=ascending, kind="stable").reset_index(drop=True)
+
+
+def _fmt(mean: float, std: float, seeds: int) -> str:
+    return f"{mean:.4f}" if seeds < 2 else f"{mean:.4f} ± {std:.4f}"
+
+
+def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
+                    bad: list[str]) -> str:
+    lines = [f"# Leaderboard: {dataset}", "",
+             "Built by `grainbench leaderboard build` from the run records only; do not edit by hand.",
+             "Mean ± sample standard deviation over seeds. VI = split + merge (bits, lower is better).", ""]
+    if runs.empty:
+        lines += ["No reproduced runs yet.", ""]
+    for (protocol, preset), group in runs.groupby(["protocol", "preset"], sort=True):
+        table = summarise(group)
+        task = group["task"].iloc[0]
+        cols = [c for c in (COLUMNS_PHASE if task == "phase" else COLUMNS_BOUNDARY) if c in table]
+        lines += [f"## Reproduced: protocol `{protocol}`, preset `{preset}`", ""]
+        lines.append("| # | method | mode | seeds | " + " | ".join(cols) + " | records |")
+        lines.append("|---|---|---|---|" + "---|" * len(cols) + "---|")
+        for i, row in table.iterrows():
+            links = ", ".join(f"[{k + 1}]({Path(os.path.relpath(p, out_dir)).as_posix()})"
+                              for k, p in enumerate(row["records"]))
+            cells = [_fmt(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
+            lines.append(f"| {i + 1} | {row['model']} | {row['mode']} | {row['seeds']} | " + " | ".join(cells)
+                         + f" | {links} |")
+        lines.append("")
+    if not reported.empty:
+        lines += ["## Reported in the papers (not reproduced here)", "",
+                  "Numbers as printed in the seed papers, on their data and protocols; shown for reference.", ""]
+        for (paper, table_name), group in reported.groupby(["paper", "table"], sort=False):
+            wide = group.pivot_table(index=["method", "setting"], columns="metric", values="value", sort=False)
+            metrics = list(wide.columns)
+            lines += [f"### {paper}, {table_name} (reported)", ""]
+            lines.append("| method | setting | " + " | ".join(metrics) + " |")
+            lines.append("|---|---|" + "---|" * len(metrics))
+            for (method, setting), row in wide.iterrows():
+                cells = ["" if pd.isna(row[m]) else f"{row[m]:g}" for m in metrics]
+                lines.append(f"| {method} | {setting or '-'} | " + " | ".join(cells) + " |")
+            lines.append("")
+    if bad:
+        lines += ["## Records that could not be read", ""] + [f"- {b}" for b in bad] + [""]
+    return "\n".join(lines)
+
+
+def build_leaderboards(records_dir: str | os.PathLike = "leaderboards/records",
+                       out_dir: str | os.PathLike = "leaderboards",
+                       datasets: list[str] | None = None) -> dict[str, list[Path]]:
+    """Rebuild ``<out_dir>/<dataset>.md`` and ``.csv`` from the records under ``records_dir``.
+
+    Returns the files written per dataset. Corrupt records are listed in the
+    Markdown (and skipped), never half-read.
+    """
+    out_dir = Path(out_dir)
+    records_dir = Path(records_dir)
+    runs = collect(records_dir) if records_dir.exists() else pd.DataFrame()
+    bad = find_bad_records(records_dir) if records_dir.exists() else []
+    names = set(datasets or [])
+    if not datasets:
+        names |= set(runs["dataset"]) if not runs.empty else set()
+    written: dict[str, list[Path]] = {}
+    for dataset in sorted(names):
+        subset = runs[runs["dataset"] == dataset] if not runs.empty else runs
+        reported = reported_results(dataset)
+        md = render_markdown(dataset, subset, reported, out_dir, bad)
+        md_path, csv_path = out_dir / f"{dataset}.md", out_dir / f"{dataset}.csv"
+        with atomic_write(md_path, "w") as fh:
+            fh.write(md)
+        with atomic_write(csv_path, "w") as fh:
+            _csv_table(subset, reported).to_csv(fh, index=False)
+        written[dataset] = [md_path, csv_path]
+    return written
+
+
+def _csv_table(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
+    """Long CSV: reproduced run rows (one per record) and reported paper rows, with a ``source`` column."""
+    frames: list[pd.DataFrame] = []
+    if not runs.empty:
+        metric_cols = [c for c in runs.columns if c not in ("dataset", "protocol", "task", "preset", "model", "mode",
+                                                            "seed", "record")]
+        long = runs.melt(id_vars=["dataset", "protocol", "preset", "model", "mode", "seed", "record"],
+                         value_vars=metric_cols, var_name="metric", value_name="value").dropna(subset=["value"])
+        long.insert(0, "source", "reproduced")
+        frames.append(long)
+    if not reported.empty:
+        rep = reported.rename(columns={"paper": "record"}).assign(
+            source="reported", protocol="paper", preset=reported["table"], mode=reported["setting"], seed=np.nan)
+        frames.append(rep[["source", "dataset", "protocol", "preset", "method", "mode", "seed", "record", "metric",
+                           "value"]].rename(columns={"method": "model"}))
+    if not frames:
+        return pd.DataFrame(columns=["source", "dataset", "protocol", "preset", "model", "mode", "seed", "record",
+                                     "metric", "value"])
+    return pd.concat(frames, ignore_index=True)
+
