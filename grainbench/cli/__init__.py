@@ -17,7 +17,7 @@ from .. import __version__
 from ..errors import GrainbenchError
 from ._console import console, err_console
 
-SUBCOMMANDS = ("score",)
+SUBCOMMANDS = ("score", "data", "leaderboard", "check")
 
 
 def build_parser() -> argparse.ArgumentParser:
