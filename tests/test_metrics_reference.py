@@ -175,3 +175,19 @@ def test_stack_map_is_mean_of_slices(rng):
     preds = np.stack([partition_boundary(random_partition(rng, (40, 40), 7)) for _ in range(3)])
     expected = np.mean([brute_force_dsb_map(p, g) for p, g in zip(preds, gts)])
     assert mean_average_precision(preds, gts) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("connectivity", [1, 2])
+def test_grain_labels_match_skimage(rng, connectivity):
+    from grainbench.components import grains_from_boundary, label_components
+
+    boundary = rng.random((3, 40, 50)) < 0.35
+    ours = grains_from_boundary(boundary, connectivity=connectivity).numpy()
+    for z in range(3):
+        ref = label(~boundary[z], connectivity=connectivity)
+        assert ours[z].max() == ref.max()
+        # Same partition: every (ours, ref) label pair is one-to-one.
+        pairs = np.unique(np.stack([ours[z].ravel(), ref.ravel()]), axis=1)
+        assert pairs.shape[1] == ref.max() + 1
+    volume = label_components(~boundary, connectivity=1, per_slice=False).numpy()
+    assert volume.max() == label(~boundary, connectivity=1).max()

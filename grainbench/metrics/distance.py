@@ -15,6 +15,7 @@ counterpart within a few pixels, so the search is done in two stages:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -25,6 +26,7 @@ _CHUNK = 8192  # query pixels per block of the separable row pass
 LOCAL_RADIUS = 16
 
 
+@functools.lru_cache(maxsize=16)
 def _ring_offsets(radius: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Integer offsets grouped by distance ring (k-1, k], each group sorted by distance."""
     r = torch.arange(-radius, radius + 1)
