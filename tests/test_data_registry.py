@@ -118,3 +118,12 @@ def test_missing_field_and_bad_toml(tmp_path, monkeypatch):
 
 def test_shipped_registry_is_at_repo_root():
     assert registry.default_registry_path() == REPO / "datasets.toml"
+
+
+def test_every_default_protocol_exists():
+    from grainbench.data import list_datasets
+    from grainbench.protocol import get_protocol
+
+    for ds in list_datasets():
+        proto = get_protocol(ds.protocol)
+        assert (proto.task == "phase") == (ds.task == "phase"), ds.name

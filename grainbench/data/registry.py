@@ -116,6 +116,7 @@ class Dataset:
     digest: str | None = None
     shape: tuple[int, ...] | None = None
     notes: str | None = None
+    protocol: str | None = None  # default scoring protocol (grainbench.protocol name)
 
     @property
     def layout_kind(self) -> str:
@@ -341,6 +342,7 @@ def parse_entry(name: str, raw: Any, *, where: str = "datasets.toml") -> Dataset
         digest=digest or None,
         shape=tuple(shape) if shape is not None else None,
         notes=e.get("notes", str, required=False),
+        protocol=e.get("protocol", str, required=False),
     )
 
 
