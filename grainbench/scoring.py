@@ -43,17 +43,22 @@ def prepare_prediction(pred: ArrayLike, protocol: Protocol, *, device: DeviceLik
 
     The closing belongs to turning a network's probability into boundaries, so
     it is applied to probability maps only. A binary prediction is taken as
-    boundaries a method already post-processed and is only thinned (a no-op on
-    1-pixel lines), so scoring the ground truth against itself is perfect.
+    boundaries a method already post-processed and is scored as given, like
+    the ground truth: closed and thinned only where the protocol thins the
+    ground truth (``thin_gt``, for traced masks). Scoring the ground truth
+    against itself is therefore perfect under every protocol.
     """
     t = pred if isinstance(pred, torch.Tensor) else torch.as_tensor(pred)
     is_probability = t.dtype.is_floating_point and bool(((t != 0) & (t != 1)).any())
     b = binarize(pred, protocol.threshold, name="pred")
     if b.ndim == 2:
         b = b[None]
-    closing = protocol.closing_size if is_probability else 1
-    if closing > 1 or protocol.skeletonize:
-        b = thin_boundary(b, closing_size=closing, skeleton=protocol.skeletonize)
+    if is_probability:
+        if protocol.closing_size > 1 or protocol.skeletonize:
+            b = thin_boundary(b, closing_size=protocol.closing_size, skeleton=protocol.skeletonize)
+    elif protocol.thin_gt:
+        # Under a protocol for traced (thick) masks a binary prediction is a trace too.
+        b = thin_boundary(b, closing_size=protocol.closing_size, skeleton=True)
     return b.to(resolve_device(device) if device is not None else b.device)
 
 

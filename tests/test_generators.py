@@ -96,6 +96,24 @@ def test_potts_zero_temperature_never_raises_energy():
     assert set(np.unique(out)) <= set(np.unique(lab))  # flips only copy neighbouring ids
 
 
+@pytest.mark.parametrize("boundaries", ["periodic", "free"])
+def test_potts_active_sites_are_boxes_holding_two_ids(boundaries):
+    # The fast active-site search must equal its definition (it fixes the
+    # random stream, hence the pinned digests).
+    from grainbench.data.potts import _active_flat, _fill_halo
+
+    rng = np.random.default_rng(0)
+    for shape in ((5, 7, 9), (6, 8, 8)):
+        for lab in (rng.integers(0, 3, shape), voronoi_labels(shape, 4, seed=1, boundaries=boundaries)):
+            p = np.pad(lab.astype(np.int32), 1, constant_values=-1)
+            _fill_halo(p, boundaries)
+            src = p if boundaries == "periodic" else p[1:-1, 1:-1, 1:-1]
+            two = ndi.maximum_filter(src, size=3, mode="nearest") != ndi.minimum_filter(src, size=3, mode="nearest")
+            want = np.zeros(p.shape, bool)
+            want[1:-1, 1:-1, 1:-1] = two[1:-1, 1:-1, 1:-1] if boundaries == "periodic" else two
+            assert np.array_equal(_active_flat(p, boundaries), np.flatnonzero(want))
+
+
 def test_potts_energy_counts_unlike_pairs():
     lab = np.zeros((1, 3, 3), dtype=np.int32)
     lab[0, :, 2] = 1  # a straight boundary between columns 1 and 2
@@ -223,7 +241,7 @@ def test_render_blurred_gaps_are_faint_but_not_gone(volume):
     assert blur.sum() > 20 and (layers["gap_missing"] == 0).all()
     img = layers["image"].astype(float)
     far = ndi.distance_transform_edt(~b) > 6
-    assert plain[blur].mean() < img[blur].mean() < img[far & (layers["gap_blurred"] > 0.9)].mean()
+    assert plain[blur].mean() + 20 < img[blur].mean() < img[far].mean() - 5
 
 
 def test_render_noise_and_illumination_switches(volume):

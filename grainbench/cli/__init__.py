@@ -13,11 +13,13 @@ import importlib
 import sys
 from typing import Sequence
 
+from rich.markup import escape
+
 from .. import __version__
 from ..errors import GrainbenchError
 from ._console import console, err_console
 
-SUBCOMMANDS = ("score", "data", "leaderboard", "check")
+SUBCOMMANDS = ("score", "data", "leaderboard", "check", "submit", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except GrainbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

@@ -72,10 +72,21 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputFileError(f"{args.pred or 'example'}: {exc}") from None
 
+    print_aggregate(result, source, per_slice=args.per_slice)
+    if args.json:
+        with atomic_write(args.json, "w") as fh:
+            json.dump(result.to_dict(), fh, indent=2, default=float)
+        console.print(f"written {args.json}")
+    return 0
+
+
+def print_aggregate(result, source: str, *, per_slice: bool = False) -> None:
+    """Print a score result as a rich table: the mean of each metric, or one row per slice."""
+    protocol = result.protocol
     console.print(f"[bold]{source}[/] — protocol [cyan]{protocol.id}[/], {len(result.per_slice)} slice(s)")
-    columns = [c for c in result.per_slice.columns if c != "slice"] if args.per_slice else None
     table = Table(show_header=True, header_style="bold")
-    if args.per_slice:
+    if per_slice:
+        columns = [c for c in result.per_slice.columns if c != "slice"]
         table.add_column("slice")
         for c in columns:
             table.add_column(c, justify="right")
@@ -88,8 +99,3 @@ def run(args: argparse.Namespace) -> int:
         for k in keys:
             table.add_row(k, f"{result.aggregate[k]:.4f}")
     console.print(table)
-    if args.json:
-        with atomic_write(args.json, "w") as fh:
-            json.dump(result.to_dict(), fh, indent=2, default=float)
-        console.print(f"written {args.json}")
-    return 0

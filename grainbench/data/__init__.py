@@ -17,10 +17,10 @@ from .fetch import cache_dir, dataset_dir, fetch, verify
 from .generate import DatasetWarning, generate
 from .loaders import load, load_pairs
 from .manual import import_dataset
-from .registry import Dataset, get_dataset, list_datasets
+from .registry import Dataset, dataset_hashes, get_dataset, list_datasets
 from .volume import Volume
 
 __all__ = [
-    "Dataset", "DatasetWarning", "Volume", "cache_dir", "dataset_dir", "fetch", "generate",
+    "Dataset", "DatasetWarning", "Volume", "cache_dir", "dataset_dir", "dataset_hashes", "fetch", "generate",
     "get_dataset", "import_dataset", "list_datasets", "load", "load_pairs", "verify",
 ]

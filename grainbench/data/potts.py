@@ -28,7 +28,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 Boundaries = Literal["periodic", "free"]
@@ -133,19 +132,40 @@ def _fill_halo(p: np.ndarray, boundaries: Boundaries) -> None:
 
 
 def _active_flat(p: np.ndarray, boundaries: Boundaries) -> np.ndarray:
-    """Sorted flat indices (in the padded lattice) of interior voxels with an unlike neighbour."""
+    """Sorted flat indices (in the padded lattice) of interior voxels whose 3 x 3 x 3 box holds two ids.
+
+    A superset of the voxels with an unlike Moore neighbour (the only ones that
+    can flip). The box holds two ids exactly when it holds an unlike face pair;
+    a pair along axis ``a`` with lower voxel ``w`` lies in the box of ``v`` when
+    ``v[a] - w[a]`` is 0 or 1 and the other coordinates differ by at most 1.
+    So: mark the lower voxels of unlike pairs along each axis and dilate the
+    marks by those offsets (separable boolean passes, far cheaper than max and
+    min filters over the ids).
+    """
     inner = (slice(1, -1),) * 3
-    if boundaries == "free":
-        # 'nearest' so the sentinel halo does not make every face voxel active.
-        core = p[inner]
-        hi = ndi.maximum_filter(core, size=3, mode="nearest")
-        lo = ndi.minimum_filter(core, size=3, mode="nearest")
-    else:
-        hi = ndi.maximum_filter(p, size=3, mode="nearest")[inner]
-        lo = ndi.minimum_filter(p, size=3, mode="nearest")[inner]
+    # Periodic: the halo holds the wrapped neighbours, so include it; free: pairs inside only.
+    core = p if boundaries == "periodic" else p[inner]
+    box = np.zeros(core.shape, dtype=bool)
+    for axis in range(3):
+        mark = np.zeros(core.shape, dtype=bool)
+        mark[_cut(axis, None, -1)] = core[_cut(axis, None, -1)] != core[_cut(axis, 1, None)]
+        for other in range(3):
+            grown = mark.copy()
+            grown[_cut(other, 1, None)] |= mark[_cut(other, None, -1)]  # v = w + 1
+            if other != axis:
+                grown[_cut(other, None, -1)] |= mark[_cut(other, 1, None)]  # v = w - 1
+            mark = grown
+        box |= mark
     act = np.zeros(p.shape, dtype=bool)
-    act[inner] = hi != lo
+    act[inner] = box[inner] if boundaries == "periodic" else box
     return np.flatnonzero(act)
+
+
+def _cut(axis: int, start: int | None, stop: int | None) -> tuple[slice, ...]:
+    """Index of ``start:stop`` along ``axis`` of a 3D array."""
+    idx = [slice(None)] * 3
+    idx[axis] = slice(start, stop)
+    return tuple(idx)
 
 
 _CHUNK = 1 << 16
@@ -193,6 +213,9 @@ def potts_steps(
         only flips that do not raise the energy. A little noise (about 0.5)
         keeps boundaries from pinning on the lattice.
     boundaries : {"periodic", "free"}
+        With periodic boundaries the sub-lattice update is exact for even
+        sizes; along an odd axis the two faces share a parity and read each
+        other's values from the start of the sub-sweep.
     progress : bool
         Show a rich progress bar.
 

@@ -370,3 +370,16 @@ def _parse_split(e: _Entry, sname: str, raw: Any, kind: str) -> Split:
     if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop):
         e.fail(fld, f"needs integers 0 <= start < stop (0-based, stop excluded), got start={start!r} stop={stop!r}")
     return Split(sname, start=start, stop=stop)
+
+
+def dataset_hashes(name: str) -> dict[str, str]:
+    """What identifies the data a result was computed on: the generator digest, the registry's
+    file hashes, or for manual datasets the hashes pinned at import (``<cache>/locks.toml``)."""
+    from .manual import read_locks
+
+    entry = get_dataset(name)
+    hashes = {f.path: f.sha256 for f in entry.files if f.sha256}
+    if entry.digest:
+        hashes["generated"] = entry.digest
+    hashes.update(read_locks().get(name, {}))
+    return hashes

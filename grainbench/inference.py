@@ -1,0 +1,222 @@
+"""Inference engine: overlap-tile prediction, and the oracle/chain protocols of propagation methods.
+
+Overlap-tile (Ronneberger et al. 2015; seed 000 uses 256 x 256 tiles): the
+slice is mirrored by ``margin`` pixels on every side, cut into ``tile``-sized
+tiles at a stride of ``tile - 2 * margin``, predicted in batches, and each
+tile's centre is pasted back, so no output pixel comes from a tile border.
+
+Propagation methods (context ``"2d+prev"``) read the boundary mask of slice
+z-1, which the engine supplies in one of two modes, both recorded:
+
+``oracle``
+    the ground-truth mask of z-1, as in the authors' inference code;
+``chain``
+    the method's own prediction of z-1, post-processed by the protocol to a
+    1-pixel boundary mask (the fair protocol: no ground truth at test time).
+
+The first slice of a volume has no predecessor in the split. If
+``volume.meta["prev_boundary"]`` holds the mask of the slice before it, both
+modes use it; otherwise both bootstrap: slice 0 is predicted with an empty
+mask, post-processed, and predicted again with that mask.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ._backend import resolve_device
+from .data.volume import Volume
+from .methods.api import Method
+from .protocol import Protocol, get_protocol
+
+MODES = ("oracle", "chain")
+
+
+def _pad_geometry(size: int, tile: int, margin: int) -> tuple[int, int]:
+    """(number of tiles, extra padding at the far end) along one axis."""
+    step = tile - 2 * margin
+    n = max(1, -(-size // step))
+    return n, n * step - size
+
+
+@torch.no_grad()
+def tile_predict(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, *, tile: int = 256, margin: int = 32,
+                 batch_size: int = 8, device: str | torch.device | None = None) -> np.ndarray:
+    """Predict full slices tile by tile and stitch the tile centres.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a (B, C, tile, tile) float tensor to a (B, tile, tile) probability.
+    x : (N, C, H, W) float32 array
+        Network inputs of N slices.
+    tile, margin : int
+        Tile side and the margin discarded on each side (256 and 32 by
+        default); ``tile - 2 * margin`` must be positive.
+    batch_size : int
+        Tiles per call of ``fn``.
+    device : str or torch.device, optional
+        Where ``fn`` runs; bf16 autocast and channels_last on CUDA.
+
+    Returns
+    -------
+    (N, H, W) float32 array.
+    """
+    x = np.asarray(x, np.float32)
+    if x.ndim != 4:
+        raise ValueError(f"tile_predict expects (N, C, H, W) inputs, got shape {x.shape}")
+    step = tile - 2 * margin
+    if step <= 0 or margin < 0:
+        raise ValueError(f"tile {tile} with margin {margin} leaves no centre to keep")
+    dev = resolve_device(device)
+    n, c, h, w = x.shape
+    ny, pad_y = _pad_geometry(h, tile, margin)
+    nx, pad_x = _pad_geometry(w, tile, margin)
+    padded = np.pad(x, ((0, 0), (0, 0), (margin, margin + pad_y), (margin, margin + pad_x)), mode="reflect")
+    out = np.empty((n, ny * step, nx * step), np.float32)
+    coords = [(i, ty, tx) for i in range(n) for ty in range(ny) for tx in range(nx)]
+    cuda = dev.type == "cuda"
+    for b in range(0, len(coords), batch_size):
+        chunk = coords[b:b + batch_size]
+        tiles = np.stack([padded[i, :, ty * step:ty * step + tile, tx * step:tx * step + tile] for i, ty, tx in chunk])
+        t = torch.from_numpy(tiles).to(dev)
+        if cuda:
+            t = t.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            prob = fn(t)
+        prob = prob.float().cpu().numpy()
+        for (i, ty, tx), p in zip(chunk, prob):
+            out[i, ty * step:(ty + 1) * step, tx * step:(tx + 1) * step] = p[margin:margin + step, margin:margin + step]
+    return np.ascontiguousarray(out[:, :h, :w])
+
+
+@dataclass
+class Prediction:
+    """A method's boundary probability for a volume, with how it was obtained."""
+
+    prob: np.ndarray
+    method: str
+    mode: str | None
+    preset: str | None
+    first_prev: str | None
+    seconds: float
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def slices_per_s(self) -> float:
+        return len(self.prob) / self.seconds if self.seconds else float("inf")
+
+
+def _image(volume: Volume | np.ndarray) -> np.ndarray:
+    img = volume.image if isinstance(volume, Volume) else np.asarray(volume)
+    if img.ndim == 2:
+        img = img[None]
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255.0
+    return np.asarray(img, np.float32)
+
+
+def _postprocess(prob: np.ndarray, protocol: Protocol) -> np.ndarray:
+    from .scoring import prepare_prediction
+
+    return prepare_prediction(prob, protocol).cpu().numpy()
+
+
+def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | None = None,
+                   protocol: str | Protocol = "wpunet-2019", first_prev: np.ndarray | None = None) -> Prediction:
+    """Boundary probability of every slice of ``volume``.
+
+    Parameters
+    ----------
+    method : Method
+    volume : Volume or (Z, H, W) array
+        ``oracle`` mode needs a Volume with ``boundary``.
+    mode : {"chain", "oracle"}, optional
+        For ``"2d+prev"`` methods (default ``"chain"``); must be None or
+        ignored for other contexts.
+    protocol : str or Protocol
+        Post-processing applied to a chained prediction before it is fed on.
+    first_prev : (H, W) bool array, optional
+        Mask of the slice before the first one (default:
+        ``volume.meta["prev_boundary"]`` or a bootstrap, see module docs).
+    """
+    protocol = get_protocol(protocol)
+    image = _image(volume)
+    t0 = time.perf_counter()
+    preset = getattr(method, "preset", None)
+    if method.context != "2d+prev":
+        if mode not in (None, "chain", "oracle"):
+            raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
+        prob = method.predict(image)
+        return Prediction(_check_prob(prob, image.shape, method), method.name, None, preset, None,
+                          time.perf_counter() - t0, method.config())
+    mode = mode or "chain"
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
+    if first_prev is None and isinstance(volume, Volume):
+        first_prev = volume.meta.get("prev_boundary")
+    if first_prev is not None:
+        first = np.asarray(first_prev, bool)
+        if first.shape != image.shape[1:]:
+            raise ValueError(f"first_prev shape {first.shape} differs from the slice shape {image.shape[1:]}")
+        how = "given"
+    else:  # bootstrap slice 0 from the method's own prediction with an empty mask
+        empty = np.zeros((1, *image.shape[1:]), bool)
+        first = _postprocess(method.predict(image[:1], empty), protocol)[0]
+        how = "bootstrap"
+    if mode == "oracle":
+        if not isinstance(volume, Volume) or volume.boundary is None:
+            raise ValueError("oracle mode needs a Volume with a boundary ground truth")
+        prev = np.concatenate([first[None], np.asarray(volume.boundary[:-1], bool)])
+        prob = method.predict(image, prev)
+    else:
+        prob = np.empty(image.shape, np.float32)
+        prev_mask = first
+        for z in range(image.shape[0]):
+            prob[z] = method.predict(image[z:z + 1], prev_mask[None])[0]
+            prev_mask = _postprocess(prob[z], protocol)[0]
+    return Prediction(_check_prob(prob, image.shape, method), method.name, mode, preset, how,
+                      time.perf_counter() - t0, method.config())
+
+
+def _check_prob(prob: np.ndarray, shape: tuple[int, ...], method: Method) -> np.ndarray:
+    prob = np.asarray(prob, np.float32)
+    if prob.shape != shape:
+        raise ValueError(f"method {method.name!r} returned shape {prob.shape}, expected {shape}")
+    if not np.isfinite(prob).all() or prob.min() < 0 or prob.max() > 1:
+        raise ValueError(f"method {method.name!r} returned values outside [0, 1]")
+    return prob
+
+
+def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpunet-2019",
+             modes: tuple[str, ...] | None = None, device: str | None = "cpu") -> list[dict[str, Any]]:
+    """Predict and score ``volume``; one record per mode (both modes for ``"2d+prev"`` methods).
+
+    Each record holds the method, its config, the preset of its weights, the
+    mode (``None`` for methods that read no previous mask), how slice 0 got
+    its previous mask, the protocol id, the aggregate and per-slice metrics,
+    and timings.
+    """
+    from .scoring import score
+
+    protocol = get_protocol(protocol)
+    if volume.boundary is None:
+        raise ValueError(f"{volume.name or 'volume'}: scoring needs a boundary ground truth")
+    if modes is None:
+        modes = MODES if method.context == "2d+prev" else (None,)
+    records = []
+    for mode in modes:
+        pred = predict_volume(method, volume, mode=mode, protocol=protocol)
+        result = score(pred.prob, volume.boundary, protocol, device=device)
+        records.append({
+            "method": method.name, "config": pred.config, "preset": pred.preset or "none", "mode": pred.mode,
+            "first_prev": pred.first_prev, "dataset": volume.name, "protocol": protocol.id,
+            "aggregate": result.aggregate, "per_slice": result.per_slice.to_dict(orient="records"),
+            "predict_seconds": pred.seconds, "slices_per_s": pred.slices_per_s,
+        })
+    return records

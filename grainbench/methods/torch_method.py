@@ -1,0 +1,173 @@
+"""A :class:`Method` backed by a PyTorch network, trained and run by grainbench's engines.
+
+A subclass only builds its network: ``build_network()`` returns a module
+mapping (N, C, H, W) inputs to (N, 2, H, W) logits (class 1 = boundary),
+with C = 1 for ``"2d"``, 2 for ``"2d+prev"`` (image, previous mask encoded
+boundary = -6, grain = 1 as in the authors' trainer) and ``2 * depth + 1``
+for ``"2.5d"``. Training (:func:`grainbench.training.train`) and overlap-tile
+inference (:func:`grainbench.inference.tile_predict`) come for free.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._backend import resolve_device
+from ..data.volume import Volume
+from .api import FitResult, Method, check_volume_input
+
+#: Encoding of the previous slice's mask fed to propagation networks (authors' trainer).
+PREV_BOUNDARY_VALUE = -6.0
+PREV_GRAIN_VALUE = 1.0
+
+
+class TorchMethod(Method):
+    """Base class of network methods.
+
+    Parameters
+    ----------
+    device : str, optional
+        ``"cpu"``, ``"cuda"`` or ``None``/``"auto"`` (CUDA when present).
+    tile, margin, batch_size : int
+        Overlap-tile inference: tile side, margin discarded on every side of
+        a tile, tiles per forward pass.
+    **config
+        The network's settings, stored in :meth:`config` (e.g. ``width=16``).
+    """
+
+    presets: ClassVar[tuple[str, ...]] = ("paper", "quick")
+    #: Neighbours on each side for context "2.5d".
+    depth: int = 0
+
+    def __init__(self, *, device: str | None = None, tile: int = 256, margin: int = 32, batch_size: int = 8,
+                 **config: Any) -> None:
+        self._config: dict[str, Any] = dict(config)
+        # Settings the user chose; a preset's width does not override these.
+        self._explicit = {k for k, v in config.items() if v is not None}
+        self.device = resolve_device(device)
+        self.tile, self.margin, self.batch_size = tile, margin, batch_size
+        self.norm = (0.5, 0.25)  # image mean/std; replaced by the training split's at fit time
+        self.preset: str | None = None  # preset of the current weights
+        self._net: nn.Module | None = None
+
+    # -- network --------------------------------------------------------------------
+    @abstractmethod
+    def build_network(self) -> nn.Module:
+        """A fresh network for the current :meth:`config`."""
+
+    @property
+    def net(self) -> nn.Module:
+        """The network, built on first use."""
+        if self._net is None:
+            self._net = self.build_network().to(self.device)
+        return self._net
+
+    @property
+    def in_channels(self) -> int:
+        return {"2d": 1, "2d+prev": 2, "2.5d": 2 * self.depth + 1}.get(self.context, 1)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "context": self.context, **self._config}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+                "norm": [float(self.norm[0]), float(self.norm[1])], "preset": self.preset or ""}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.norm = (float(state["norm"][0]), float(state["norm"][1]))
+        self.preset = state.get("preset") or None
+
+    def save(self, path: str | Path) -> str:
+        """Write the trained method (config and weights) atomically; returns the file's sha256."""
+        from ..training.checkpoint import save_checkpoint
+
+        return save_checkpoint(path, {"config": {"method": self.config()}, "method_state": self.state_dict()})
+
+    def load(self, path: str | Path) -> "TorchMethod":
+        """Load weights from :meth:`save` or a trainer checkpoint (``best.pt``/``last.pt``)."""
+        from ..training.checkpoint import load_checkpoint
+
+        state = load_checkpoint(path)
+        cfg = state["config"]["method"]
+        if cfg.get("name") != self.name:
+            raise ValueError(f"{path}: checkpoint of method {cfg.get('name')!r}, not {self.name!r}")
+        self._config = {k: v for k, v in cfg.items() if k not in ("name", "context")}
+        self._net = None
+        self.load_state_dict(state["method_state"])
+        return self
+
+    # -- inputs -----------------------------------------------------------------------
+    def make_input(self, image: np.ndarray, prev_boundary: np.ndarray | None = None) -> np.ndarray:
+        """Network input (Z, C, H, W) float32 for (Z, H, W) slices: normalised image (+ encoded prev mask)."""
+        x = (np.asarray(image, np.float32) - self.norm[0]) / self.norm[1]
+        if self.context == "2d+prev":
+            prev = np.where(np.asarray(prev_boundary, bool), PREV_BOUNDARY_VALUE, PREV_GRAIN_VALUE)
+            return np.stack([x, prev.astype(np.float32)], axis=1)
+        if self.context == "2.5d":
+            z = x.shape[0]
+            idx = np.clip(np.arange(z)[:, None] + np.arange(-self.depth, self.depth + 1)[None], 0, z - 1)
+            return x[idx]
+        return x[:, None]
+
+    def batch_to_input(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input, 1-pixel target) tensors of a training :class:`~grainbench.training.sampling.Batch`."""
+        x = (torch.from_numpy(batch.image) - self.norm[0]) / self.norm[1]
+        if self.context == "2d+prev":
+            prev = torch.from_numpy(batch.prev)
+            enc = torch.where(prev, PREV_BOUNDARY_VALUE, PREV_GRAIN_VALUE).to(x.dtype)
+            x = torch.cat([x, enc[:, None]], 1)
+        return x.to(device, non_blocking=True), torch.from_numpy(batch.boundary).to(device)
+
+    # -- Method protocol ----------------------------------------------------------------
+    def fit(self, train: Volume, val: Volume | None = None, *, preset: Any = "quick", seed: int = 0,
+            checkpoint_dir: str | Path | None = None, resume: bool = True, progress: bool = True,
+            max_epochs: int | None = None, **overrides: Any) -> FitResult:
+        """Train from scratch (or resume from ``checkpoint_dir``) with a preset.
+
+        Keyword ``overrides`` change preset fields (e.g. ``epochs=2``); the
+        preset's ``width`` replaces the method's default width unless the
+        method was created with an explicit one.
+        """
+        from ..training.presets import get_preset
+        from ..training.sampling import volume_arrays
+        from ..training.trainer import seed_everything, train as run_training
+
+        p = get_preset(preset, **overrides)
+        if p.width is not None and "width" in self._config and "width" not in self._explicit:
+            self._config["width"] = p.width
+        seed_everything(seed)
+        self._net = None
+        net = self.net
+        if p.init == "xavier":
+            for m in net.modules():
+                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                    nn.init.xavier_uniform_(m.weight)
+        image, _ = volume_arrays(train)
+        self.norm = (float(image.mean()), float(image.std()) or 1.0)
+        self.preset = p.name
+        return run_training(self, train, val, p, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
+                            device=self.device, progress=progress, max_epochs=max_epochs)
+
+    @torch.no_grad()
+    def predict(self, image: np.ndarray, prev_boundary: np.ndarray | None = None) -> np.ndarray:
+        from ..inference import tile_predict
+
+        image = check_volume_input(image, prev_boundary, self.context)
+        x = self.make_input(image, prev_boundary)
+        self.net.eval()
+        return tile_predict(self.forward_prob, x, tile=self.tile, margin=self.margin,
+                            batch_size=self.batch_size, device=self.device)
+
+    def forward_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Boundary probability (N, h, w) of a batch of input tiles (N, C, h, w)."""
+        return torch.softmax(self.net(x).float(), dim=1)[:, 1]

@@ -1,0 +1,147 @@
+"""Random training patches from serial stacks: crop, rotation by 90 degrees, flips.
+
+For propagation methods (context ``"2d+prev"``) the previous slice's
+boundary mask is cut and transformed together with the image, so a patch
+always sees the matching region of slice z-1. For ``"2.5d"`` the neighbours
+z-k..z+k (clamped at the ends) are returned as channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data.volume import Volume
+
+
+@dataclass
+class Batch:
+    """A batch of patches as numpy arrays.
+
+    ``image`` (N, C, P, P) float32 in [0, 1] (C = 1, or 2k+1 for 2.5D),
+    ``boundary`` (N, P, P) bool, ``prev`` (N, P, P) bool or None.
+    """
+
+    image: np.ndarray
+    boundary: np.ndarray
+    prev: np.ndarray | None
+
+
+def volume_arrays(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+    """Image as float32 in [0, 1] and boundary as bool, checked."""
+    if volume.boundary is None:
+        raise ValueError(f"{volume.name or 'volume'}: training needs a boundary ground truth")
+    image = volume.image
+    if image.dtype == np.uint8:
+        image = image.astype(np.float32) / 255.0
+    image = np.asarray(image, np.float32)
+    return image, np.asarray(volume.boundary, bool)
+
+
+class PatchSampler:
+    """Draws augmented patches from one volume with its own seeded generator.
+
+    Parameters
+    ----------
+    volume : Volume
+        The training split.
+    patch_size : int
+        Side of the square patches (256 in the paper). Slices smaller than a
+        patch are an error.
+    context : str
+        ``"2d"``, ``"2d+prev"`` (the first slice is skipped, as in the
+        authors' data loader) or ``"2.5d"``.
+    depth : int
+        Neighbours on each side for ``"2.5d"``.
+    seed : int
+        Seed of the generator; :attr:`rng` can be saved and restored to resume.
+    augment : bool
+        Random rotations by 90 degrees and flips (the paper's augmentation).
+    """
+
+    def __init__(self, volume: Volume, patch_size: int, *, context: str = "2d", depth: int = 1,
+                 seed: int = 0, augment: bool = True) -> None:
+        self.image, self.boundary = volume_arrays(volume)
+        z, h, w = self.image.shape
+        if patch_size > h or patch_size > w:
+            raise ValueError(f"patch size {patch_size} exceeds the slice size {h} x {w}")
+        if context == "3d":
+            raise NotImplementedError("the patch sampler serves 2D, 2D+previous and 2.5D methods")
+        self.first = 1 if context == "2d+prev" else 0
+        if z <= self.first:
+            raise ValueError(f"{volume.name or 'volume'}: {z} slice(s) is too few for context {context!r}")
+        self.patch_size, self.context, self.depth, self.augment = patch_size, context, depth, augment
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def n_slices(self) -> int:
+        """Slices that can be sampled (all but the first for propagation methods)."""
+        return self.image.shape[0] - self.first
+
+    def _one(self, z: int, y: int, x: int, k: int, fv: bool, fh: bool):
+        p = self.patch_size
+        if self.context == "2.5d":
+            zs = np.clip(np.arange(z - self.depth, z + self.depth + 1), 0, self.image.shape[0] - 1)
+            img = self.image[zs, y:y + p, x:x + p]
+        else:
+            img = self.image[z:z + 1, y:y + p, x:x + p]
+        arrays = [img, self.boundary[z, y:y + p, x:x + p][None]]
+        if self.context == "2d+prev":
+            arrays.append(self.boundary[z - 1, y:y + p, x:x + p][None])
+        out = []
+        for a in arrays:
+            a = np.rot90(a, k, axes=(1, 2))
+            if fv:
+                a = a[:, ::-1]
+            if fh:
+                a = a[:, :, ::-1]
+            out.append(np.ascontiguousarray(a))
+        return out
+
+    def sample(self, n: int) -> Batch:
+        """``n`` random patches (slice, position, rotation and flips drawn from :attr:`rng`)."""
+        _, h, w = self.image.shape
+        p = self.patch_size
+        zs = self.rng.integers(self.first, self.image.shape[0], n)
+        ys = self.rng.integers(0, h - p + 1, n)
+        xs = self.rng.integers(0, w - p + 1, n)
+        if self.augment:
+            ks = self.rng.integers(0, 4, n)
+            flips = self.rng.random((n, 2)) < 0.5
+        else:
+            ks, flips = np.zeros(n, int), np.zeros((n, 2), bool)
+        parts = [self._one(z, y, x, k, fv, fh) for z, y, x, k, (fv, fh) in zip(zs, ys, xs, ks, flips)]
+        image = np.stack([q[0] for q in parts])
+        boundary = np.stack([q[1][0] for q in parts])
+        prev = np.stack([q[2][0] for q in parts]) if self.context == "2d+prev" else None
+        return Batch(image, boundary, prev)
+
+    def epoch(self, patches: int, batch_size: int):
+        """Yield batches that together hold ``patches`` patches."""
+        done = 0
+        while done < patches:
+            n = min(batch_size, patches - done)
+            yield self.sample(n)
+            done += n
+
+    # Resumable state: the PCG64 state is a dict of Python ints (JSON-safe).
+    def get_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+
+def full_slices(volume: Volume, context: str = "2d", depth: int = 1) -> Batch:
+    """Every slice as one un-augmented sample (validation); skips slice 0 for ``"2d+prev"``."""
+    image, boundary = volume_arrays(volume)
+    first = 1 if context == "2d+prev" else 0
+    zs = np.arange(first, image.shape[0])
+    if context == "2.5d":
+        idx = np.clip(zs[:, None] + np.arange(-depth, depth + 1)[None], 0, image.shape[0] - 1)
+        img = image[idx]
+    else:
+        img = image[zs][:, None]
+    prev = boundary[zs - 1] if context == "2d+prev" else None
+    return Batch(img, boundary[zs], prev)
