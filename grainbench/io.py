@@ -7,6 +7,7 @@ dataset). Every error names the file and the problem.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -134,3 +135,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
         except FileNotFoundError:
             pass
         raise
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

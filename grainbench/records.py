@@ -186,14 +186,6 @@ def find_bad_records(directory: str | os.PathLike) -> list[str]:
     return bad
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _json_default(obj: Any) -> Any:
     try:
         import numpy as np

@@ -14,7 +14,6 @@ URL: file ``PATH`` of dataset ``NAME`` is fetched from ``<mirror>/NAME/PATH``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DatasetError
+from ..io import sha256_file
 from .registry import Dataset, FileEntry, get_dataset
 
 DEFAULT_TIMEOUT = 30.0
@@ -54,13 +54,6 @@ def mirror_base(name: str, mirror: str | None = None) -> str | None:
     return mirror.rstrip("/") + "/" + name + "/"
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """The sha256 of a file, read in chunks (large stacks do not fit in memory twice)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- progress

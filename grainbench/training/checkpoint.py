@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import InputFileError
-from ..io import atomic_write
+from ..io import atomic_write, sha256_file
 
 CHECKPOINT_VERSION = 1
 
@@ -50,10 +50,4 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file (the checkpoint hash stored in run records)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+file_sha256 = sha256_file  # the checkpoint hash stored in run records
