@@ -11,13 +11,12 @@ import io
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .io import atomic_write
-from .records import find_bad_records, iter_records
+from .records import load_records
 
 COLUMNS_BOUNDARY = ("vi", "vi_split", "vi_merge", "ari", "map", "bf1", "bde", "dice")
 COLUMNS_PHASE = ("accuracy", "iou", "dice", "bf1", "bde")
@@ -31,10 +30,10 @@ def reported_results(dataset: str | None = None) -> pd.DataFrame:
     return table if dataset is None else table[table["dataset"] == dataset].reset_index(drop=True)
 
 
-def collect(records_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per valid record: identity, config and aggregate metrics (corrupt files are skipped)."""
+def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
+    """One row per record: identity, config and aggregate metrics."""
     rows = []
-    for path, rec in iter_records(records_dir, strict=False):
+    for path, rec in records:
         cfg = rec["config"]
         rows.append({
             "dataset": cfg["dataset"],
@@ -119,8 +118,8 @@ def build_leaderboards(records_dir: str | os.PathLike = "leaderboards/records",
     """
     out_dir = Path(out_dir)
     records_dir = Path(records_dir)
-    runs = collect(records_dir) if records_dir.exists() else pd.DataFrame()
-    bad = find_bad_records(records_dir) if records_dir.exists() else []
+    records, bad = load_records(records_dir) if records_dir.exists() else ([], [])
+    runs = collect(records)
     names = set(datasets or [])
     if not datasets:
         names |= set(runs["dataset"]) if not runs.empty else set()

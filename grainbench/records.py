@@ -16,7 +16,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import __version__
 from .errors import GrainbenchError
@@ -161,29 +161,19 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
     return validate_record(data, str(path))
 
 
-def iter_records(directory: str | os.PathLike, *, strict: bool = True) -> Iterable[tuple[Path, dict]]:
-    """Yield ``(path, record)`` for every ``*.json`` under ``directory`` (recursively), sorted by path.
+def load_records(directory: str | os.PathLike) -> tuple[list[tuple[Path, dict]], list[str]]:
+    """Read every ``*.json`` under ``directory`` (recursively, sorted) in one pass.
 
-    With ``strict=False`` corrupt records are skipped (the caller is expected
-    to report them via :func:`find_bad_records`).
+    Returns ``(records, problems)``: the valid ``(path, record)`` pairs, and a
+    message for each file that failed to read or validate (never half-read).
     """
+    records, problems = [], []
     for path in sorted(Path(directory).rglob("*.json")):
         try:
-            yield path, read_record(path)
-        except RecordError:
-            if strict:
-                raise
-
-
-def find_bad_records(directory: str | os.PathLike) -> list[str]:
-    """Messages for every record file under ``directory`` that fails to read or validate."""
-    bad = []
-    for path in sorted(Path(directory).rglob("*.json")):
-        try:
-            read_record(path)
+            records.append((path, read_record(path)))
         except RecordError as exc:
-            bad.append(str(exc))
-    return bad
+            problems.append(str(exc))
+    return records, problems
 
 
 def _json_default(obj: Any) -> Any:

@@ -14,7 +14,7 @@ from .metrics.boundary import boundary_distances, mask_boundary
 from .metrics.grains import grain_statistics
 from .metrics.contingency import contingency_table
 from .metrics.information import vi_from_table
-from .metrics.instance import _dsb_score_from_labels, _with_frame
+from .metrics.instance import dsb_score_from_boundaries
 from .metrics.overlap import dice, foreground_iou, pixel_accuracy
 from .metrics.rand import ari_from_table
 from .metrics.topology import betti_error, cldice
@@ -72,17 +72,11 @@ def prepare_ground_truth(gt: ArrayLike, protocol: Protocol, *, device: DeviceLik
     return g.to(resolve_device(device) if device is not None else g.device)
 
 
-def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protocol,
-                          thresholds: torch.Tensor) -> dict[str, float]:
+def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protocol) -> dict[str, float]:
     pred_labels = grains_from_boundary(pred, connectivity=protocol.connectivity)
     gt_labels = grains_from_boundary(gt, connectivity=protocol.connectivity)
     table = contingency_table(pred_labels, gt_labels)  # shared by VI and ARI
     split, merge = vi_from_table(table)
-    if protocol.map_frame:
-        map_pred = grains_from_boundary(_with_frame(pred), connectivity=protocol.connectivity)
-        map_gt = grains_from_boundary(_with_frame(gt), connectivity=protocol.connectivity)
-    else:
-        map_pred, map_gt = pred_labels, gt_labels
     dist = boundary_distances(pred, gt)
     precision, recall, bf1 = dist.f1(protocol.bf1_tolerance)
     row = {
@@ -90,7 +84,8 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
         "vi_split": split,
         "vi_merge": merge,
         "ari": ari_from_table(table),
-        "map": _dsb_score_from_labels(map_pred, map_gt, thresholds),
+        "map": dsb_score_from_boundaries(pred, gt, protocol.map_thresholds, frame=protocol.map_frame,
+                                         connectivity=protocol.connectivity),
         "bf1": bf1,
         "bf1_precision": precision,
         "bf1_recall": recall,
@@ -154,13 +149,12 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
         slice_ids = list(range(p.shape[0]))
     if len(slice_ids) != p.shape[0]:
         raise ValueError(f"slice_ids has {len(slice_ids)} names for {p.shape[0]} slices")
-    thresholds = torch.tensor(protocol.map_thresholds, dtype=torch.float64, device=p.device)
     rows = []
     for sid, ps, gs in zip(slice_ids, p, g):
         if protocol.task == "phase":
             row = _score_phase_slice(ps, gs, protocol)
         else:
-            row = _score_boundary_slice(ps, gs, protocol, thresholds)
+            row = _score_boundary_slice(ps, gs, protocol)
         rows.append({"slice": sid, **row})
     table = pd.DataFrame(rows)
     aggregate = {k: float(table[k].mean()) for k in table.columns if k != "slice"}

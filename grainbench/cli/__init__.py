@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import GrainbenchError
-from ._console import console, err_console
+from ._console import err_console
 
 SUBCOMMANDS = ("score", "data", "leaderboard", "check", "submit", "models")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import warnings
 from pathlib import Path
 from typing import Callable
 

@@ -40,9 +40,9 @@ else:  # pragma: no cover
 
 from ..errors import DatasetError, InputFileError
 from ..io import IMAGE_SUFFIXES, TIFF_SUFFIXES, atomic_write, read_array
-from .fetch import cache_dir, dataset_dir, sha256_file
+from .fetch import cache_dir, dataset_dir
 from .generate import DatasetWarning
-from .registry import Dataset, get_dataset, load_registry, parse_entry
+from .registry import Dataset, load_registry, parse_entry
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 

@@ -43,18 +43,16 @@ class Contingency:
         counts = self.counts[keep]
         return Contingency(self.rows[keep], self.cols[keep], counts, float(counts.sum()))
 
-    def row_sums(self) -> torch.Tensor:
-        """Pixel count of each first-map label present (in float64, aligned to unique rows)."""
-        _, inverse = torch.unique(self.rows, return_inverse=True)
-        return torch.zeros(int(inverse.max()) + 1 if inverse.numel() else 0, dtype=torch.float64,
-                           device=self.counts.device).index_add_(0, inverse, self.counts)
-
-    def col_sums(self) -> torch.Tensor:
-        """Pixel count of each second-map label present (float64)."""
-        _, inverse = torch.unique(self.cols, return_inverse=True)
-        return torch.zeros(int(inverse.max()) + 1 if inverse.numel() else 0, dtype=torch.float64,
-                           device=self.counts.device).index_add_(0, inverse, self.counts)
-
+    def marginals(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(row_sums, row_index, col_sums, col_index)``: the pixel count of each label present in
+        either map (float64), and for every cell the index of its row/column in those sums."""
+        _, row_index = torch.unique(self.rows, return_inverse=True)
+        _, col_index = torch.unique(self.cols, return_inverse=True)
+        sums = []
+        for index in (row_index, col_index):
+            n = int(index.max()) + 1 if index.numel() else 0
+            sums.append(torch.zeros(n, dtype=torch.float64, device=self.counts.device).index_add_(0, index, self.counts))
+        return sums[0], row_index, sums[1], col_index
 
 def contingency_table(labels0: torch.Tensor, labels1: torch.Tensor) -> Contingency:
     """Sparse contingency table of two non-negative int64 label tensors of equal shape.

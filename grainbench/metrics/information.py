@@ -13,11 +13,8 @@ def _conditional_entropies(table: Contingency) -> tuple[float, float]:
     if table.total == 0:
         return 0.0, 0.0
     p = table.counts / table.total
-    # Marginals aligned to every cell of the sparse table.
-    _, row_inv = torch.unique(table.rows, return_inverse=True)
-    _, col_inv = torch.unique(table.cols, return_inverse=True)
-    p_row = torch.zeros(int(row_inv.max()) + 1, dtype=torch.float64, device=p.device).index_add_(0, row_inv, p)
-    p_col = torch.zeros(int(col_inv.max()) + 1, dtype=torch.float64, device=p.device).index_add_(0, col_inv, p)
+    row_sums, row_inv, col_sums, col_inv = table.marginals()
+    p_row, p_col = row_sums / table.total, col_sums / table.total
     h_rows_given_cols = -(p * torch.log2(p / p_col[col_inv])).sum()
     h_cols_given_rows = -(p * torch.log2(p / p_row[row_inv])).sum()
     # Clamp the tiny negative values rounding can leave on perfect agreement.

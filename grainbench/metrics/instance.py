@@ -80,11 +80,18 @@ def mean_average_precision(pred_boundary: ArrayLike, gt_boundary: ArrayLike, *,
     if pred.ndim == 3:
         return float(sum(mean_average_precision(p, g, thresholds=thresholds, frame=frame)
                          for p, g in zip(pred, gt)) / pred.shape[0])
+    return dsb_score_from_boundaries(pred, gt, thresholds, frame=frame)
+
+
+def dsb_score_from_boundaries(pred: torch.Tensor, gt: torch.Tensor, thresholds: tuple[float, ...], *,
+                              frame: bool = True, connectivity: int = 1) -> float:
+    """The DSB-2018 score of two validated 2D bool boundary tensors (no input checks)."""
     if frame:
         pred = _with_frame(pred)
         gt = _with_frame(gt)
     t = torch.tensor(thresholds, dtype=torch.float64, device=pred.device)
-    return _dsb_score_from_labels(grains_from_boundary(pred), grains_from_boundary(gt), t)
+    return _dsb_score_from_labels(grains_from_boundary(pred, connectivity=connectivity),
+                                  grains_from_boundary(gt, connectivity=connectivity), t)
 
 
 def _with_frame(boundary: torch.Tensor) -> torch.Tensor:

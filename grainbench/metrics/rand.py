@@ -41,7 +41,8 @@ def adjusted_rand_index(seg_labels: ArrayLike, gt_labels: ArrayLike, *, device: 
 
 def ari_from_table(table: Contingency) -> float:
     """ARI from a full contingency table (label 0 kept as a cluster)."""
-    return ari_from_counts(table.counts, table.row_sums(), table.col_sums())
+    row_sums, _, col_sums, _ = table.marginals()
+    return ari_from_counts(table.counts, row_sums, col_sums)
 
 
 def ari_from_counts(cells: torch.Tensor, row_sums: torch.Tensor, col_sums: torch.Tensor) -> float:
