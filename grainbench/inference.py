@@ -194,13 +194,15 @@ def _check_prob(prob: np.ndarray, shape: tuple[int, ...], method: Method) -> np.
 
 
 def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpunet-2019",
-             modes: tuple[str, ...] | None = None, device: str | None = "cpu") -> list[dict[str, Any]]:
+             modes: tuple[str, ...] | None = None, device: str | None = "cpu",
+             on_prediction: Callable[[Prediction], None] | None = None) -> list[dict[str, Any]]:
     """Predict and score ``volume``; one record per mode (both modes for ``"2d+prev"`` methods).
 
     Each record holds the method, its config, the preset of its weights, the
     mode (``None`` for methods that read no previous mask), how slice 0 got
     its previous mask, the protocol id, the aggregate and per-slice metrics,
-    and timings.
+    and timings. ``on_prediction``, when given, is called with each mode's
+    :class:`Prediction` before it is scored (the runner draws figures from it).
     """
     from .scoring import score
 
@@ -212,11 +214,16 @@ def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpun
     records = []
     for mode in modes:
         pred = predict_volume(method, volume, mode=mode, protocol=protocol)
-        result = score(pred.prob, volume.boundary, protocol, device=device)
+        if on_prediction is not None:
+            on_prediction(pred)
+        t0 = time.perf_counter()
+        slice_ids = volume.meta.get("slices") or volume.meta.get("names")
+        result = score(pred.prob, volume.boundary, protocol, device=device, slice_ids=slice_ids)
+        score_seconds = time.perf_counter() - t0
         records.append({
             "method": method.name, "config": pred.config, "preset": pred.preset or "none", "mode": pred.mode,
             "first_prev": pred.first_prev, "dataset": volume.name, "protocol": protocol.id,
             "aggregate": result.aggregate, "per_slice": result.per_slice.to_dict(orient="records"),
-            "predict_seconds": pred.seconds, "slices_per_s": pred.slices_per_s,
+            "predict_seconds": pred.seconds, "slices_per_s": pred.slices_per_s, "score_seconds": score_seconds,
         })
     return records

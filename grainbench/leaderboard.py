@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -30,23 +31,46 @@ def reported_results(dataset: str | None = None) -> pd.DataFrame:
     return table if dataset is None else table[table["dataset"] == dataset].reset_index(drop=True)
 
 
+def _assignments(values: dict | None) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted((values or {}).items()))
+
+
 def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
-    """One row per record: identity, config and aggregate metrics."""
+    """One row per record: identity, config and aggregate metrics.
+
+    Model arguments and preset overrides become part of the model and preset
+    labels (``unet (width=8)``, ``quick [epochs=2]``), so differently
+    configured runs never share a row. When a run was repeated (same model,
+    configuration, mode and seed) only its newest record counts.
+    """
     rows = []
     for path, rec in records:
         cfg = rec["config"]
+        model = cfg["model"] if rec["kind"] == "run" else f"{cfg['model']} (submitted)"
+        if cfg.get("model_args"):
+            model += f" ({_assignments(cfg['model_args'])})"
+        preset = cfg.get("preset") or ("submission" if rec["kind"] == "submission" else "-")
+        if cfg.get("preset_overrides"):
+            preset += f" [{_assignments(cfg['preset_overrides'])}]"
         rows.append({
             "dataset": cfg["dataset"],
             "protocol": f"{rec['protocol'].get('name')}@{rec['protocol'].get('version')}",
             "task": rec["protocol"].get("task", "boundary"),
-            "preset": cfg.get("preset") or ("submission" if rec["kind"] == "submission" else "-"),
-            "model": cfg["model"] if rec["kind"] == "run" else f"{cfg['model']} (submitted)",
+            "preset": preset,
+            "model": model,
             "mode": cfg.get("mode") or "-",
             "seed": cfg.get("seed"),
+            "created": rec.get("created", ""),
             "record": str(path),
             **rec["metrics"]["aggregate"],
         })
-    return pd.DataFrame(rows)
+    runs = pd.DataFrame(rows)
+    if runs.empty:
+        return runs
+    key = ["dataset", "protocol", "preset", "model", "mode", "seed"]
+    reruns = runs["seed"].notna()  # submissions have no seed: each one is its own entry
+    latest = runs[reruns].sort_values("created", kind="stable").drop_duplicates(key, keep="last")
+    return pd.concat([latest, runs[~reruns]]).sort_index().drop(columns="created")
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
@@ -69,14 +93,44 @@ def _fmt(mean: float, std: float, seeds: int) -> str:
     return f"{mean:.4f}" if seeds < 2 else f"{mean:.4f} ± {std:.4f}"
 
 
+def split_merge_figures(dataset: str, runs: pd.DataFrame, records: dict[str, dict], out_dir: Path
+                        ) -> dict[tuple[str, str], Path]:
+    """Per-slice split vs merge VI of every method, one PNG per (protocol, preset) table.
+
+    Written to ``<out_dir>/figures/<dataset>/<protocol>-<preset>-split-merge.png``;
+    returns the paths by (protocol, preset).
+    """
+    from .figures import plot_split_merge
+
+    written: dict[tuple[str, str], Path] = {}
+    if runs.empty or runs["task"].iloc[0] != "boundary":
+        return written
+    for (protocol, preset), group in runs.groupby(["protocol", "preset"], sort=True):
+        points: dict[str, list[tuple[float, float]]] = {}
+        for _, row in group.iterrows():
+            label = row["model"] if row["mode"] == "-" else f"{row['model']} ({row['mode']})"
+            per_slice = records[row["record"]]["metrics"]["per_slice"]
+            points.setdefault(label, []).extend(
+                (float(r["vi_split"]), float(r["vi_merge"])) for r in per_slice if "vi_split" in r)
+        points = {k: v for k, v in points.items() if v}
+        if not points:
+            continue
+        name = re.sub(r"[^A-Za-z0-9_.@-]+", "_", f"{protocol}-{preset}")
+        path = out_dir / "figures" / dataset / f"{name}-split-merge.png"
+        written[(protocol, preset)] = plot_split_merge(
+            points, path, title=f"{dataset}: per-slice split vs merge ({protocol}, {preset})")
+    return written
+
+
 def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
-                    bad: list[str]) -> str:
+                    bad: list[str], figures: dict[tuple[str, str], Path] | None = None) -> str:
     lines = [f"# Leaderboard: {dataset}", "",
              "Built by `grainbench leaderboard build` from the run records only; do not edit by hand.",
              "Mean ± sample standard deviation over seeds. VI = split + merge (bits, lower is better).", ""]
     if runs.empty:
         lines += ["No reproduced runs yet.", ""]
-    for (protocol, preset), group in runs.groupby(["protocol", "preset"], sort=True):
+    groups = runs.groupby(["protocol", "preset"], sort=True) if not runs.empty else []
+    for (protocol, preset), group in groups:
         table = summarise(group)
         task = group["task"].iloc[0]
         cols = [c for c in (COLUMNS_PHASE if task == "phase" else COLUMNS_BOUNDARY) if c in table]
@@ -89,6 +143,17 @@ def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, ou
             cells = [_fmt(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
             lines.append(f"| {i + 1} | {row['model']} | {row['mode']} | {row['seeds']} | " + " | ".join(cells)
                          + f" | {links} |")
+        lines.append("")
+        figure = (figures or {}).get((protocol, preset))
+        if figure is not None:
+            rel = Path(os.path.relpath(figure, out_dir)).as_posix()
+            lines += [f"![per-slice split vs merge VI]({rel})", ""]
+    overlays = sorted((out_dir / "figures" / dataset).glob("*-overlay.png"))
+    if overlays:
+        lines += ["## Error overlays (middle test slice; TP cyan, FP yellow, FN red, 2 px tolerance)", ""]
+        for path in overlays:
+            rel = Path(os.path.relpath(path, out_dir)).as_posix()
+            lines.append(f"- [{path.stem.removesuffix('-overlay')}]({rel})")
         lines.append("")
     if not reported.empty:
         lines += ["## Reported in the papers (not reproduced here)", "",
@@ -110,16 +175,20 @@ def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, ou
 
 def build_leaderboards(records_dir: str | os.PathLike = "leaderboards/records",
                        out_dir: str | os.PathLike = "leaderboards",
-                       datasets: list[str] | None = None) -> dict[str, list[Path]]:
+                       datasets: list[str] | None = None, *, with_figures: bool = True
+                       ) -> dict[str, list[Path]]:
     """Rebuild ``<out_dir>/<dataset>.md`` and ``.csv`` from the records under ``records_dir``.
 
-    Returns the files written per dataset. Corrupt records are listed in the
-    Markdown (and skipped), never half-read.
+    With ``with_figures`` each table also gets its per-slice split vs merge
+    plot under ``<out_dir>/figures/<dataset>/``; overlays the runner left
+    there are linked. Returns the files written per dataset. Corrupt records
+    are listed in the Markdown (and skipped), never half-read.
     """
     out_dir = Path(out_dir)
     records_dir = Path(records_dir)
     records, bad = load_records(records_dir) if records_dir.exists() else ([], [])
     runs = collect(records)
+    by_path = {str(path): rec for path, rec in records}
     names = set(datasets or [])
     if not datasets:
         names |= set(runs["dataset"]) if not runs.empty else set()
@@ -127,13 +196,14 @@ def build_leaderboards(records_dir: str | os.PathLike = "leaderboards/records",
     for dataset in sorted(names):
         subset = runs[runs["dataset"] == dataset] if not runs.empty else runs
         reported = reported_results(dataset)
-        md = render_markdown(dataset, subset, reported, out_dir, bad)
+        figures = split_merge_figures(dataset, subset, by_path, out_dir) if with_figures else {}
+        md = render_markdown(dataset, subset, reported, out_dir, bad, figures)
         md_path, csv_path = out_dir / f"{dataset}.md", out_dir / f"{dataset}.csv"
         with atomic_write(md_path, "w") as fh:
             fh.write(md)
         with atomic_write(csv_path, "w") as fh:
             _csv_table(subset, reported).to_csv(fh, index=False)
-        written[dataset] = [md_path, csv_path]
+        written[dataset] = [md_path, csv_path, *figures.values()]
     return written
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import GrainbenchError
@@ -87,3 +89,23 @@ def compare_records(record: dict[str, Any], reference: dict[str, Any], *, tolera
             raise GrainbenchError(f"metric {m!r} has no better/worse direction; it cannot be gated")
         changes.append(MetricChange(m, float(ref[m]), float(new[m]), tolerances.get(m, tolerance)))
     return changes
+
+
+def latest_matching(directory: str | os.PathLike, reference: dict[str, Any]) -> Path:
+    """The newest record under ``directory`` of the reference's model, dataset, split, protocol and mode.
+
+    Lets a CI job gate the run it just made without knowing the record's file
+    name (``grainbench check ci-records/ --reference ref.json``).
+    """
+    from .records import load_records
+
+    directory = Path(directory)
+    records, _ = load_records(directory)
+    keys = ("model", "dataset", "split", "protocol", "mode")
+    want = {k: reference["config"].get(k) for k in keys}
+    hits = [(rec["created"], path) for path, rec in records
+            if {k: rec["config"].get(k) for k in keys} == want]
+    if not hits:
+        described = ", ".join(f"{k}={v}" for k, v in want.items() if v is not None)
+        raise GrainbenchError(f"{directory}: no record matching the reference ({described})")
+    return max(hits)[1]

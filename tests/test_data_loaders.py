@@ -83,6 +83,9 @@ def test_import_good_pure_iron_pins_hash_and_loads_splits(tmp_path):
     np.testing.assert_array_equal(test.boundary, np.moveaxis(raw_bd[:, :, 148:], 2, 0) == 255)
     lab = np.moveaxis(raw_lab[:, :, 148:], 2, 0)
     np.testing.assert_array_equal(test.labels, np.where(test.boundary, 0, lab))
+    # Propagation methods need the mask of the slice before the split (slice 147 here).
+    np.testing.assert_array_equal(test.meta["prev_boundary"], raw_bd[:, :, 147] == 255)
+    assert "prev_boundary" not in load("pure_iron", "train").meta  # nothing precedes slice 0
 
 
 def test_changed_pure_iron_warns_and_repins(tmp_path):
@@ -177,7 +180,7 @@ def test_stack_layouts_round_trip(tmp_path, monkeypatch, kind):
             np.save(src / f"{nm}.{ext}", arr)
     files = [{"path": f"{nm}.{ext}", "sha256": sha((src / f"{nm}.{ext}").read_bytes())} for nm in ("image", "boundary")]
     reg = write_registry(tmp_path / "reg.toml", {"stack": entry(
-        source="manual", instructions="ask", files=files, base_url="http://127.0.0.1:9/",
+        source="manual", instructions="ask", files=files, serial=True, base_url="http://127.0.0.1:9/",
         layout={"kind": kind, "image": f"image.{ext}", "boundary": f"boundary.{ext}"},
         splits={"train": {"start": 0, "stop": 4}, "test": {"start": 4, "stop": 6}})})
     monkeypatch.setenv("GRAINBENCH_REGISTRY", str(reg))
@@ -188,6 +191,7 @@ def test_stack_layouts_round_trip(tmp_path, monkeypatch, kind):
     np.testing.assert_array_equal(test.boundary, boundary[4:] == 255)
     assert set(np.unique(test.labels)) == {0, 1, 2}
     assert len(load("stack", "train")) == 4
+    np.testing.assert_array_equal(test.meta["prev_boundary"], boundary[3] == 255)
     # a file with the wrong published hash is refused, the good copy stays
     (src / f"image.{ext}").write_bytes(b"x" * 10)
     before = cache_files(tmp_path)
@@ -303,3 +307,5 @@ def test_real_synthetic_splits():
     pytest.importorskip("grainbench.data.hashing")
     sizes = {s: len(load("synthetic", s)) for s in ("train", "val", "test")}
     assert sizes == {"train": 32, "val": 8, "test": 8}
+    np.testing.assert_array_equal(load("synthetic", "test").meta["prev_boundary"],
+                                  load("synthetic", "val").boundary[-1])

@@ -90,8 +90,10 @@ def test_leaderboard_built_from_records_only(tmp_path):
         write_record(_record("bad", seed=seed, shift=4), records / "synthetic")
     (records / "synthetic" / "broken.json").write_text("{not json")
     written = build_leaderboards(records, tmp_path / "out")
-    md_path, csv_path = written["synthetic"]
+    md_path, csv_path, *figures = written["synthetic"]
     md = md_path.read_text()
+    [figure] = figures  # one split vs merge plot for the one (protocol, preset) table
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.name in md
     assert md.index("| good |") < md.index("| bad |")  # best (lowest VI) first
     assert "±" in md and "broken.json" in md
     assert "(reported)" not in md  # no paper reports numbers on the generated set
@@ -110,7 +112,7 @@ def test_leaderboard_built_from_records_only(tmp_path):
 def test_reported_rows_kept_apart(tmp_path):
     records = tmp_path / "records"
     write_record(_record("unet", dataset="pure_iron"), records)
-    md_path, csv_path = build_leaderboards(records, tmp_path)["pure_iron"]
+    md_path, csv_path, *_ = build_leaderboards(records, tmp_path)["pure_iron"]
     md = md_path.read_text()
     assert md.index("Reproduced") < md.index("Reported in the papers")
     assert "0.1874" in md and "WPU-Net" in md

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.table import Table
 
 from ..records import read_record
-from ..regression import compare_records, parse_tolerances
+from ..regression import compare_records, latest_matching, parse_tolerances
 from ._console import console
 
 
@@ -18,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "protocol). Exit 0 when no metric is worse than the reference by more than its tolerance, "
                     "1 on a regression, 2 on unusable input.",
     )
-    p.add_argument("record", help="run record (JSON) to check")
+    p.add_argument("record", help="run record (JSON) to check, or a folder: its newest record of the "
+                                  "reference's model, dataset, protocol and mode")
     p.add_argument("--reference", required=True, help="reference run record (JSON)")
     p.add_argument("--tolerance", action="append", metavar="[METRIC=]NUMBER",
                    help="allowed worsening, absolute; repeatable; a bare number sets the default (0)")
@@ -27,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    record = read_record(args.record)
     reference = read_record(args.reference)
+    path = Path(args.record)
+    record = read_record(latest_matching(path, reference) if path.is_dir() else path)
     default, per_metric = parse_tolerances(args.tolerance, 0.0)
     changes = compare_records(record, reference, tolerance=default, tolerances=per_metric, metrics=args.metric)
     table = Table(title=f"{record['run_id']} vs {reference['run_id']}", header_style="bold")

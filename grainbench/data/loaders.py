@@ -239,6 +239,8 @@ def load(name: str, split: str = "test") -> Volume:
         meta["slices"] = list(range(a, b))
         for extra in sorted(set(arrays) - {"image", "labels", "boundary"}):  # e.g. labels3d for tracking
             meta[extra] = arrays[extra][a:b]
+        if ds.serial and a > 0:
+            meta["prev_boundary"] = to_boundary(np.asarray(arrays["boundary"][a - 1]), where=full)
         return normalise(arrays["image"][a:b], arrays["boundary"][a:b], arrays["labels"][a:b],
                          name=full, serial=ds.serial, meta=meta)
     if kind == "hdf5":
@@ -247,10 +249,16 @@ def load(name: str, split: str = "test") -> Volume:
         depth = _hdf5_depth(path, ds.layout)
         a, b = sp.slice_range(depth)
         arrays = read_hdf5_stack(path, ds.layout, a, b)
+        if ds.serial and a > 0 and "boundary" in arrays:
+            prev = read_hdf5_stack(path, ds.layout, a - 1, a)["boundary"][0]
+            meta["prev_boundary"] = to_boundary(prev, ds.layout.get("threshold", 127), where=f"{path}")
     elif kind in ("tiff", "npy"):
         root = _root(ds)
         a, b = sp.slice_range(_stack_depth(root, ds.layout)) if sp.fraction else sp.slice_range(0)
         arrays = read_stack_files(root, ds.layout, a, b)
+        if ds.serial and a > 0 and "boundary" in arrays:
+            prev = read_stack_files(root, ds.layout, a - 1, a)["boundary"][0]
+            meta["prev_boundary"] = to_boundary(prev, ds.layout.get("threshold", 127), where=full)
     else:
         from .manual import require_installed
 

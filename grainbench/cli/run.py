@@ -1,0 +1,92 @@
+"""``grainbench run``: train (or load), predict, score, record and rank methods on a dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from ..leaderboard import COLUMNS_BOUNDARY, COLUMNS_PHASE, build_leaderboards
+from ..runner import RunError, parse_assignments, run_many, summary_table
+from ._console import console, err_console
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run", help="train, predict, score and record methods on a dataset; rebuild its leaderboard",
+        description="For every model and seed: get the dataset (download or generate; manual datasets must be "
+                    "imported first), train with the preset (or load the finished checkpoint), predict the test "
+                    "split, score it, write one run record per scoring mode and rebuild the leaderboard. Runs "
+                    "whose records exist are skipped; an interrupted training resumes from its last epoch.",
+    )
+    p.add_argument("--model", required=True, help="comma-separated registry names or package.module:Class")
+    p.add_argument("--dataset", required=True, help="registry name (see `grainbench data list`)")
+    p.add_argument("--preset", default="quick", help="training preset: quick or paper (default quick)")
+    p.add_argument("--seed", type=_int_list, default=[0], help="comma-separated seeds (default 0)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where networks and scoring run")
+    p.add_argument("--protocol", help="scoring protocol (default: the dataset's)")
+    p.add_argument("--mode", choices=("oracle", "chain"), action="append",
+                   help="for propagation methods: score only this mode (repeatable; default both)")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                   help="constructor argument of every model, e.g. width=8 (repeatable)")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="change a preset field for this run, e.g. epochs=2 (repeatable; recorded)")
+    p.add_argument("--records", type=Path, default=Path("leaderboards/records"), help="where records go")
+    p.add_argument("--leaderboards", type=Path, default=Path("leaderboards"), help="where tables and figures go")
+    p.add_argument("--workdir", type=Path, default=Path("runs"), help="where checkpoints go (default runs/)")
+    p.add_argument("--no-leaderboard", action="store_true", help="only write records")
+    p.add_argument("--max-epochs", type=int, help=argparse.SUPPRESS)  # stop early: tests of resuming
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    if not models:
+        raise RunError("--model names no model")
+    if not args.seed:
+        raise RunError("--seed names no seed")
+    device = None if args.device == "auto" else args.device
+    figures = None if args.no_leaderboard else args.leaderboards / "figures"
+    outcomes = run_many(
+        models, args.dataset, args.seed, preset=args.preset, protocol=args.protocol,
+        modes=tuple(args.mode) if args.mode else None, model_args=parse_assignments(args.model_arg, "--model-arg"),
+        overrides=parse_assignments(args.overrides, "--set"), records_dir=args.records, work_root=args.workdir,
+        device=device, figures_dir=figures, max_epochs=args.max_epochs,
+        log=lambda msg: err_console.print(escape(msg), highlight=False))
+    for o in outcomes:
+        for path in o.records:
+            console.print(f"record ({o.status}): {escape(str(path))}", highlight=False)
+    interrupted = [o for o in outcomes if o.status == "interrupted"]
+    table = summary_table(outcomes)
+    if not table.empty:
+        _print_summary(table, f"{args.dataset}: {', '.join(models)} (preset {args.preset}, seeds "
+                              f"{','.join(map(str, args.seed))})")
+    if not args.no_leaderboard:
+        for path in build_leaderboards(args.records, args.leaderboards, [args.dataset])[args.dataset]:
+            console.print(f"leaderboard: {escape(str(path))}", highlight=False)
+    if interrupted:
+        err_console.print(f"[yellow]{len(interrupted)} run(s) stopped before the end of training; "
+                          "run the same command again to resume[/]")
+        return 3
+    return 0
+
+
+def _print_summary(table, title: str) -> None:
+    cols = [c for c in (*COLUMNS_BOUNDARY, *COLUMNS_PHASE) if c in table and not c.startswith("vi_")]
+    cols = list(dict.fromkeys(["vi", "vi_split", "vi_merge", *cols])) if "vi" in table else cols
+    out = Table(title=escape(title), header_style="bold")
+    for c in ("#", "method", "mode", "seeds", *cols):
+        out.add_column(c, justify="left" if c in ("method", "mode") else "right")
+    for i, row in table.iterrows():
+        cells = [f"{row[c]:.4f}" if row["seeds"] < 2 else f"{row[c]:.4f} ± {row[f'{c}_std']:.4f}" for c in cols]
+        out.add_row(str(i + 1), escape(row["model"]), row["mode"], str(row["seeds"]), *cells)
+    console.print(out)

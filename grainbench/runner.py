@@ -1,0 +1,336 @@
+"""The runner behind ``grainbench run``: data -> fit (or load) -> predict -> score -> record.
+
+A run is one (dataset, method, preset, seed, protocol) with its scoring
+modes; each mode gives one record. Runs are resumable at two levels:
+
+- a run whose records all exist (same model, dataset, split, protocol,
+  preset, seed, mode, model arguments and preset overrides) is skipped;
+- training writes ``last.pt`` every epoch under the run's work folder, so an
+  interrupted fit continues from its last finished epoch, and a finished one
+  leaves ``model.pt``, which later runs load instead of training again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import data
+from .data.volume import Volume
+from .errors import GrainbenchError
+from .methods import create_model
+from .methods.registry import get_model_class
+from .protocol import Protocol, get_protocol
+from .records import load_records, make_record, write_record
+
+#: Split roles of a run.
+TRAIN, VAL, TEST = "train", "val", "test"
+
+
+class RunError(GrainbenchError):
+    """A run cannot be set up (unknown preset for a method, bad option value)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What identifies a run; two runs with equal specs give the same records (up to timings).
+
+    Attributes
+    ----------
+    model : str
+        Registry name or ``package.module:Class``.
+    dataset : str
+        Registry name of the dataset.
+    preset : str
+        Training preset (``quick`` or ``paper``); recorded for methods without
+        training too, so they share the table of the learned methods they floor.
+    seed : int
+    protocol : str
+        Protocol id (``wpunet-2019@1``).
+    modes : tuple of str or None
+        Scoring modes of ``2d+prev`` methods (default both ``oracle`` and ``chain``).
+    model_args : dict
+        Keyword arguments of the method's constructor (e.g. ``{"width": 8}``).
+    overrides : dict
+        Preset fields changed for this run (e.g. ``{"epochs": 2}``).
+    split : str
+        The split that is scored.
+    """
+
+    model: str
+    dataset: str
+    preset: str = "quick"
+    seed: int = 0
+    protocol: str = "wpunet-2019@1"
+    modes: tuple[str, ...] | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    split: str = TEST
+
+    def identity(self, mode: str | None) -> dict[str, Any]:
+        """The config fields that make a record belong to this run (and mode)."""
+        return {"model": self.model, "dataset": self.dataset, "split": self.split, "protocol": self.protocol,
+                "preset": self.preset, "seed": self.seed, "mode": mode,
+                "model_args": dict(self.model_args), "preset_overrides": dict(self.overrides)}
+
+    def work_dir(self, root: Path) -> Path:
+        """Folder of this run's checkpoints: ``<root>/<dataset>/<model>/<preset>[-<args hash>]-seed<S>``."""
+        tag = self.preset
+        if self.model_args or self.overrides:
+            blob = json.dumps([self.model_args, self.overrides], sort_keys=True, default=str)
+            tag += "-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
+        return root / _safe(self.dataset) / _safe(self.model) / f"{tag}-seed{self.seed}"
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one run."""
+
+    spec: RunSpec
+    status: str  # "done", "skipped" (records existed) or "interrupted" (fit stopped early)
+    records: list[Path] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    fit_source: str = ""  # "trained", "resumed", "checkpoint", "none"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
+    """``["epochs=2", "lr=1e-3", "loss=bce"]`` -> dict; values parsed as JSON when they parse."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RunError(f"{what}: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def modes_for(context: str, modes: tuple[str, ...] | None) -> tuple[str | None, ...]:
+    """Scoring modes a method gets: both (or the chosen) for ``2d+prev``, one ``None`` otherwise."""
+    from .inference import MODES
+
+    if context != "2d+prev":
+        return (None,)
+    chosen = tuple(modes or MODES)
+    unknown = [m for m in chosen if m not in MODES]
+    if unknown:
+        raise RunError(f"unknown mode(s) {unknown}; known: {MODES}")
+    return chosen
+
+
+def completed_records(spec: RunSpec, records_dir: Path, context: str) -> dict[str | None, Path]:
+    """Existing run records of ``spec`` by mode (the newest when there are several)."""
+    found: dict[str | None, tuple[str, Path]] = {}
+    folder = records_dir / spec.dataset
+    if not folder.exists():
+        return {}
+    records, _ = load_records(folder)
+    wanted = {m: spec.identity(m) for m in modes_for(context, spec.modes)}
+    for path, rec in records:
+        if rec.get("kind") != "run":
+            continue
+        cfg = rec["config"]
+        for mode, ident in wanted.items():
+            same = all(cfg.get(k, {} if k in ("model_args", "preset_overrides") else None) == v
+                       for k, v in ident.items())
+            if same and (mode not in found or rec["created"] > found[mode][0]):
+                found[mode] = (rec["created"], path)
+    return {m: p for m, (_, p) in found.items()}
+
+
+def _accepts(cls: type, name: str) -> bool:
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+class DataCache:
+    """Loads each (dataset, split) once per process."""
+
+    def __init__(self) -> None:
+        self._volumes: dict[tuple[str, str], Volume] = {}
+
+    def get(self, dataset: str, split: str) -> Volume:
+        key = (dataset, split)
+        if key not in self._volumes:
+            self._volumes[key] = data.load(dataset, split)
+        return self._volumes[key]
+
+    def has_split(self, dataset: str, split: str) -> bool:
+        return split in data.get_dataset(dataset).splits
+
+
+def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | None = None,
+            figures_dir: Path | None = None, cache: DataCache | None = None, progress: bool = True,
+            max_epochs: int | None = None, log: Callable[[str], None] = print) -> RunOutcome:
+    """Run (or resume, or skip) one :class:`RunSpec`; returns its :class:`RunOutcome`.
+
+    Parameters
+    ----------
+    records_dir : path
+        Records go to ``records_dir / dataset``.
+    work_root : path
+        Checkpoints go to ``spec.work_dir(work_root)``.
+    device : str, optional
+        ``"cpu"``, ``"cuda"`` or ``"auto"``/None; for the network and the scoring.
+    figures_dir : path, optional
+        Where the overlay of the middle test slice goes (``<figures_dir>/<dataset>/``).
+    max_epochs : int, optional
+        Stop training after this many epochs in total (the run is then
+        ``"interrupted"`` and writes no record; the next call resumes).
+    """
+    from ._backend import resolve_device
+    from .inference import evaluate
+
+    cache = cache or DataCache()
+    protocol = get_protocol(spec.protocol)
+    cls = get_model_class(spec.model)
+    done = completed_records(spec, records_dir, cls.context)
+    modes = modes_for(cls.context, spec.modes)
+    if all(m in done for m in modes):
+        return RunOutcome(spec, "skipped", [done[m] for m in modes], fit_source="none")
+
+    learns = bool(cls.presets)
+    if learns and spec.preset not in cls.presets:
+        raise RunError(f"method {spec.model!r} has presets {cls.presets}, not {spec.preset!r}")
+    kwargs = dict(spec.model_args)
+    if device is not None and _accepts(cls, "device"):
+        kwargs.setdefault("device", device)
+    try:
+        method = create_model(spec.model, **kwargs)
+    except TypeError as exc:
+        raise RunError(f"method {spec.model!r} does not take {sorted(spec.model_args)}: {exc}") from None
+
+    test = cache.get(spec.dataset, spec.split)
+    work = spec.work_dir(work_root)
+    final = work / "model.pt"
+    fit_info: dict[str, Any] = {"preset": "none"}
+    train_seconds = 0.0
+    checkpoint_sha: str | None = None
+    source = "none"
+    if learns and final.exists() and hasattr(method, "load"):
+        log(f"{spec.model}: loading trained weights {final}")
+        method.load(final)
+        from .io import sha256_file
+
+        checkpoint_sha = sha256_file(final)
+        fit_info = json.loads((work / "fit.json").read_text()) if (work / "fit.json").exists() else {}
+        source = "checkpoint"
+    elif learns:
+        train = cache.get(spec.dataset, TRAIN)
+        val = cache.get(spec.dataset, VAL) if cache.has_split(spec.dataset, VAL) else None
+        source = "resumed" if (work / "last.pt").exists() else "trained"
+        log(f"{spec.model}: {'resuming' if source == 'resumed' else 'training'} with preset {spec.preset!r}, "
+            f"seed {spec.seed} ({len(train)} training slices, checkpoints in {work})")
+        fit = method.fit(train, val, preset=spec.preset, seed=spec.seed, checkpoint_dir=work, progress=progress,
+                         max_epochs=max_epochs, **spec.overrides)
+        from .training.presets import get_preset
+
+        if fit.epochs < get_preset(spec.preset, **spec.overrides).epochs:
+            log(f"{spec.model}: stopped after epoch {fit.epochs}; run again to resume")
+            return RunOutcome(spec, "interrupted", fit_source=source)
+        fit_info = {k: v for k, v in fit.to_dict().items() if k != "config"}
+        train_seconds = fit.seconds
+        if hasattr(method, "save"):
+            checkpoint_sha = method.save(final)
+            from .io import atomic_write
+
+            with atomic_write(work / "fit.json", "w") as fh:
+                json.dump(fit_info, fh, indent=1, default=str)
+
+    overlay_slice = len(test) // 2
+    figures: list[Path] = []
+
+    def draw(pred: Any) -> None:
+        if figures_dir is None or test.boundary is None:
+            return
+        from .figures import error_overlay, save_png
+        from .scoring import prepare_prediction
+
+        z = overlay_slice
+        binary = prepare_prediction(pred.prob[z:z + 1], protocol).cpu().numpy()[0]
+        suffix = f"-{pred.mode}" if pred.mode else ""
+        path = figures_dir / _safe(spec.dataset) / f"{_safe(spec.model)}{suffix}-{_safe(spec.preset)}-overlay.png"
+        figures.append(save_png(error_overlay(test.image[z], binary, test.boundary[z], tolerance=2.0), path))
+
+    log(f"{spec.model}: predicting and scoring {spec.dataset}/{spec.split} ({len(test)} slices)")
+    todo = tuple(m for m in modes if m not in done)
+    results = evaluate(method, test, protocol=protocol, modes=todo if cls.context == "2d+prev" else None,
+                       device=str(resolve_device(device)), on_prediction=draw if spec.seed == 0 else None)
+    paths = [done[m] for m in modes if m in done]
+    for res in results:
+        config = {**spec.identity(res["mode"]), "context": cls.context, "method_config": res["config"],
+                  "trained_from": source, "first_prev": res["first_prev"],
+                  "train_split": TRAIN if learns else None}
+        record = make_record(
+            config=config, protocol=protocol.to_dict(), aggregate=res["aggregate"], per_slice=res["per_slice"],
+            timings={"train_s": train_seconds, "predict_s": res["predict_seconds"],
+                     "score_s": res["score_seconds"], "slices_per_s": res["slices_per_s"]},
+            dataset_hashes=data.dataset_hashes(spec.dataset), checkpoint_sha256=checkpoint_sha,
+            device=str(resolve_device(device)), extra={"fit": fit_info, "parameters": method.num_parameters()})
+        paths.append(write_record(record, records_dir / spec.dataset))
+    return RunOutcome(spec, "done", paths, figures, source)
+
+
+def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str = "quick",
+             protocol: str | Protocol | None = None, modes: tuple[str, ...] | None = None,
+             model_args: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
+             records_dir: Path = Path("leaderboards/records"), work_root: Path = Path("runs"),
+             device: str | None = None, figures_dir: Path | None = None, progress: bool = True,
+             max_epochs: int | None = None, log: Callable[[str], None] = print) -> list[RunOutcome]:
+    """Every (model, seed) of one dataset, in order; the dataset is loaded once.
+
+    ``protocol`` defaults to the dataset's protocol in the registry.
+    """
+    entry = data.get_dataset(dataset)
+    protocol_id = get_protocol(protocol or entry.protocol or "wpunet-2019").id
+    for name in models:
+        get_model_class(name)  # fail on a typo before any training starts
+    cache = DataCache()
+    outcomes = []
+    for name in models:
+        cls = get_model_class(name)
+        # Shared arguments (e.g. width) go to the models whose constructor takes them.
+        args = {k: v for k, v in (model_args or {}).items() if _accepts(cls, k)}
+        ignored = sorted(set(model_args or {}) - set(args))
+        if ignored:
+            log(f"{name}: takes no {', '.join(ignored)}; ignored for it")
+        for seed in seeds:
+            spec = RunSpec(model=name, dataset=dataset, preset=preset, seed=seed, protocol=protocol_id,
+                           modes=modes, model_args=args, overrides=dict(overrides or {}))
+            t0 = time.perf_counter()
+            outcome = run_one(spec, records_dir=records_dir, work_root=work_root, device=device,
+                              figures_dir=figures_dir, cache=cache, progress=progress, max_epochs=max_epochs,
+                              log=log)
+            log(f"{name} seed {seed}: {outcome.status} in {time.perf_counter() - t0:.1f} s")
+            outcomes.append(outcome)
+    return outcomes
+
+
+def summary_table(outcomes: list[RunOutcome]) -> Any:
+    """Mean and spread per (model, mode) over the seeds of these runs (a pandas DataFrame)."""
+    from .leaderboard import collect, summarise
+    from .records import read_record
+
+    paths = [p for o in outcomes for p in o.records]
+    if not paths:
+        import pandas as pd
+
+        return pd.DataFrame()
+    return summarise(collect([(p, read_record(p)) for p in paths]))
+
