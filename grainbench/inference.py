@@ -4,6 +4,8 @@ Overlap-tile (Ronneberger et al. 2015; seed 000 uses 256 x 256 tiles): the
 slice is mirrored by ``margin`` pixels on every side, cut into ``tile``-sized
 tiles at a stride of ``tile - 2 * margin``, predicted in batches, and each
 tile's centre is pasted back, so no output pixel comes from a tile border.
+Methods of context ``"3d"`` are tiled the same way in 3D
+(:func:`tile_predict_3d`: overlapping tiles along z too).
 
 Propagation methods (context ``"2d+prev"``) read the boundary mask of slice
 z-1, which the engine supplies in one of two modes, both recorded:
@@ -22,6 +24,7 @@ mask, post-processed, and predicted again with that mask.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -93,6 +96,67 @@ def tile_predict(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, *, t
         for (i, ty, tx), p in zip(chunk, prob):
             out[i, ty * step:(ty + 1) * step, tx * step:(tx + 1) * step] = p[margin:margin + step, margin:margin + step]
     return np.ascontiguousarray(out[:, :h, :w])
+
+
+@torch.no_grad()
+def tile_predict_3d(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, *, tile: int = 128, margin: int = 16,
+                    tile_depth: int = 16, margin_depth: int = 4, batch_size: int = 1,
+                    device: str | torch.device | None = None) -> np.ndarray:
+    """Predict a volume in overlapping 3D tiles and stitch the tile centres (the 3D :func:`tile_predict`).
+
+    The volume is mirrored by the margins on every side, cut into
+    ``tile_depth`` x ``tile`` x ``tile`` tiles at strides of ``tile_depth -
+    2 * margin_depth`` (along z) and ``tile - 2 * margin`` (in-plane), and
+    each tile's centre is pasted back, so every voxel is predicted once,
+    from a tile that sees at least the margins around it.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a (B, C, tile_depth, tile, tile) float tensor to a (B, tile_depth, tile, tile) probability.
+    x : (C, Z, H, W) float32 array
+        Network input of one volume.
+    tile, margin : int
+        In-plane tile side and the margin discarded on each side.
+    tile_depth, margin_depth : int
+        The same along z.
+    batch_size : int
+        Tiles per call of ``fn``.
+    device : str or torch.device, optional
+        Where ``fn`` runs; bf16 autocast and channels_last_3d on CUDA.
+
+    Returns
+    -------
+    (Z, H, W) float32 array.
+    """
+    x = np.asarray(x, np.float32)
+    if x.ndim != 4:
+        raise ValueError(f"tile_predict_3d expects a (C, Z, H, W) input, got shape {x.shape}")
+    sizes, margins = (tile_depth, tile, tile), (margin_depth, margin, margin)
+    steps = [t - 2 * m for t, m in zip(sizes, margins)]
+    if min(steps) <= 0 or min(margins) < 0:
+        raise ValueError(f"tiles {sizes} with margins {margins} leave no centre to keep")
+    dev = resolve_device(device)
+    shape = x.shape[1:]
+    geometry = [_pad_geometry(n, t, m) for n, t, m in zip(shape, sizes, margins)]
+    padded = np.pad(x, [(0, 0)] + [(m, m + extra) for m, (_, extra) in zip(margins, geometry)], mode="reflect")
+    out = np.empty([n * s for (n, _), s in zip(geometry, steps)], np.float32)
+    coords = list(itertools.product(*[range(n) for n, _ in geometry]))
+    centre = tuple(slice(m, m + s) for m, s in zip(margins, steps))
+    cuda = dev.type == "cuda"
+    for b in range(0, len(coords), batch_size):
+        chunk = coords[b:b + batch_size]
+        tiles = np.stack([padded[(slice(None), *(slice(i * s, i * s + t) for i, s, t in zip(idx, steps, sizes)))]
+                          for idx in chunk])
+        t = torch.from_numpy(tiles).to(dev)
+        if cuda:
+            t = t.contiguous(memory_format=torch.channels_last_3d)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            prob = fn(t)
+        prob = prob.float().cpu().numpy()
+        for idx, p in zip(chunk, prob):
+            out[tuple(slice(i * s, (i + 1) * s) for i, s in zip(idx, steps))] = p[centre]
+    return np.ascontiguousarray(out[:shape[0], :shape[1], :shape[2]])
 
 
 @dataclass

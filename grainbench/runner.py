@@ -241,7 +241,9 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
                          max_epochs=max_epochs, **spec.overrides)
         from .training.presets import get_preset
 
-        if fit.epochs < get_preset(spec.preset, **spec.overrides).epochs:
+        # The preset the method actually used (methods may adjust it, e.g. 3D patch sizes).
+        planned = (fit.config.get("preset") or {}).get("epochs") or get_preset(spec.preset, **spec.overrides).epochs
+        if fit.epochs < planned:
             log(f"{spec.model}: stopped after epoch {fit.epochs}; run again to resume")
             return RunOutcome(spec, "interrupted", fit_source=source)
         fit_info = {k: v for k, v in fit.to_dict().items() if k != "config"}

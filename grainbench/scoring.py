@@ -17,6 +17,7 @@ from .metrics.information import vi_from_table
 from .metrics.instance import dsb_score_from_boundaries
 from .metrics.overlap import dice, foreground_iou, pixel_accuracy
 from .metrics.rand import ari_from_table
+from .metrics.tolerant import gaussian_score
 from .metrics.topology import betti_error, cldice
 from .postprocess import binarize, crop_border, thin_boundary
 from .protocol import Protocol, get_protocol
@@ -114,7 +115,7 @@ def _score_phase_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protocol)
 
 
 def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-2019", *,
-          device: DeviceLike = None, slice_ids: list[Any] | None = None) -> ScoreResult:
+          device: DeviceLike = None, slice_ids: list[Any] | None = None, tolerant: bool = False) -> ScoreResult:
     """Score a prediction against the ground truth, slice by slice.
 
     Parameters
@@ -132,6 +133,12 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
         Where the arithmetic runs (default: the device of ``pred``).
     slice_ids : list, optional
         Names for the rows of the per-slice table (default 0..Z-1).
+    tolerant : bool
+        Also compute seed 003's normalised-Gaussian tolerant score (sigma 3,
+        15 x 15 window) of the post-processed boundaries (of the masks' contours
+        for the phase task): columns ``gauss_precision``,
+        ``gauss_recall``, ``gauss_f1`` (see :mod:`grainbench.metrics.tolerant`).
+        Off by default, so the standard columns stay as they are.
 
     Returns
     -------
@@ -155,6 +162,10 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
             row = _score_phase_slice(ps, gs, protocol)
         else:
             row = _score_boundary_slice(ps, gs, protocol)
+        if tolerant:  # on boundaries: of the masks for the phase task, as BF1
+            pb, gb = (mask_boundary(ps), mask_boundary(gs)) if protocol.task == "phase" else (ps, gs)
+            t = gaussian_score(pb.cpu().numpy(), gb.cpu().numpy(), sigma=3.0, truncate=7.0)
+            row.update({k: v for k, v in t.as_dict("gauss_").items() if k != "gauss_reward"})
         rows.append({"slice": sid, **row})
     table = pd.DataFrame(rows)
     aggregate = {k: float(table[k].mean()) for k in table.columns if k != "slice"}

@@ -169,3 +169,22 @@ def test_training_lowers_the_loss_and_resume_continues_from_the_same_step(tmp_pa
                                    checkpoint_dir=tmp_path / "b", **TINY)
     with pytest.raises(ValueError, match="checkpoint of method"):
         create_model("unet").load(tmp_path / "m.pt")
+
+
+def test_abw_weight_maps_are_computed_once_per_target(monkeypatch):
+    import grainbench.training.losses as losses_mod
+
+    calls = []
+    real = losses_mod.abw_weight_maps
+    monkeypatch.setattr(losses_mod, "abw_weight_maps", lambda b, **kw: calls.append(1) or real(b, **kw))
+    target = torch.zeros(2, 16, 16, dtype=torch.bool)
+    target[:, 8, :] = True
+    logits = torch.randn(2, 2, 16, 16)
+    loss = ABWLoss()
+    first = loss(logits, target)
+    assert len(calls) == 2  # one per slice of the batch
+    assert torch.equal(loss(logits * 0.5, target), ABWLoss()(logits * 0.5, target))
+    assert len(calls) == 2 + 2  # the cached maps served the second output; the fresh loss computed its own
+    target[:, 4, :] = True  # changed in place: the maps must follow
+    assert not torch.equal(loss(logits, target), first)
+    assert len(calls) == 6

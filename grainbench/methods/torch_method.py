@@ -4,8 +4,10 @@ A subclass only builds its network: ``build_network()`` returns a module
 mapping (N, C, H, W) inputs to (N, 2, H, W) logits (class 1 = boundary),
 with C = 1 for ``"2d"``, 2 for ``"2d+prev"`` (image, previous mask encoded
 boundary = -6, grain = 1 as in the authors' trainer) and ``2 * depth + 1``
-for ``"2.5d"``. Training (:func:`grainbench.training.train`) and overlap-tile
-inference (:func:`grainbench.inference.tile_predict`) come for free.
+for ``"2.5d"``. A ``"3d"`` network maps (N, 1, D, H, W) sub-volumes to
+(N, 2, D, H, W) logits. Training (:func:`grainbench.training.train`) and
+overlap-tile inference (:func:`grainbench.inference.tile_predict`, or
+:func:`~grainbench.inference.tile_predict_3d` for ``"3d"``) come for free.
 """
 
 from __future__ import annotations
@@ -42,8 +44,14 @@ class TorchMethod(Method):
     """
 
     presets: ClassVar[tuple[str, ...]] = ("paper", "quick")
+    #: Preset fields a method changes for itself, by preset name (e.g. smaller 3D
+    #: patches under ``quick``); the caller's overrides still win. Recorded like any field.
+    preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Neighbours on each side for context "2.5d".
     depth: int = 0
+    #: Context "3d": tile depth and the margin discarded at each end along z (inference).
+    tile_depth: int = 16
+    margin_depth: int = 4
 
     def __init__(self, *, device: str | None = None, tile: int = 256, margin: int = 32, batch_size: int = 8,
                  **config: Any) -> None:
@@ -142,7 +150,8 @@ class TorchMethod(Method):
         from ..training.sampling import volume_arrays
         from ..training.trainer import seed_everything, train as run_training
 
-        p = get_preset(preset, **overrides)
+        name = preset if isinstance(preset, str) else preset.name
+        p = get_preset(preset, **{**self.preset_defaults.get(name, {}), **overrides})
         if p.width is not None and "width" in self._config and "width" not in self._explicit:
             self._config["width"] = p.width
         seed_everything(seed)
@@ -150,7 +159,7 @@ class TorchMethod(Method):
         net = self.net
         if p.init == "xavier":
             for m in net.modules():
-                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Conv3d, nn.ConvTranspose3d)):
                     nn.init.xavier_uniform_(m.weight)
         image, _ = volume_arrays(train)
         self.norm = (float(image.mean()), float(image.std()) or 1.0)
@@ -165,9 +174,26 @@ class TorchMethod(Method):
         image = check_volume_input(image, prev_boundary, self.context)
         x = self.make_input(image, prev_boundary)
         self.net.eval()
+        if self.context == "3d":
+            from ..inference import tile_predict_3d
+
+            return tile_predict_3d(self.forward_prob, x.transpose(1, 0, 2, 3), tile=self.tile, margin=self.margin,
+                                   tile_depth=self.tile_depth, margin_depth=self.margin_depth,
+                                   batch_size=self.batch_size, device=self.device)
         return tile_predict(self.forward_prob, x, tile=self.tile, margin=self.margin,
                             batch_size=self.batch_size, device=self.device)
 
     def forward_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Boundary probability (N, h, w) of a batch of input tiles (N, C, h, w)."""
+        """Boundary probability (N, [d,] h, w) of a batch of input tiles (N, C, [d,] h, w)."""
         return torch.softmax(self.net(x).float(), dim=1)[:, 1]
+
+    def training_loss(self, outputs: Any, target: torch.Tensor, loss_fn: nn.Module) -> torch.Tensor:
+        """Training loss of what the network returns in train mode; the trainer calls this.
+
+        The default scores the (N, 2, H, W) logits with the preset's
+        ``loss_fn``. A network with several outputs in train mode (deep
+        supervision: ``[fused, side_1, ...]``) overrides this to combine
+        them; in eval mode it must return the (N, 2, H, W) logits only,
+        which validation and prediction use.
+        """
+        return loss_fn(outputs.float(), target)

@@ -14,6 +14,7 @@ from .instance import DSB2018_THRESHOLDS, iou_matrix, mean_average_precision
 from .overlap import dice, foreground_iou, pixel_accuracy
 from .rand import adjusted_rand_index
 from .topology import betti_error, betti_numbers, cldice
+from .tolerant import TolerantScore, gaussian_reward_map, gaussian_score, tophat_reward_map, tophat_score
 
 __all__ = [
     "BoundaryDistances", "Contingency", "DSB2018_THRESHOLDS",
@@ -22,4 +23,5 @@ __all__ = [
     "distribution_distance", "foreground_iou", "grain_properties", "grain_statistics", "iou_matrix",
     "mask_boundary", "mean_average_precision", "mean_lineal_intercept", "pixel_accuracy",
     "variation_of_information",
+    "TolerantScore", "gaussian_reward_map", "gaussian_score", "tophat_reward_map", "tophat_score",
 ]

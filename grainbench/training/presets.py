@@ -33,8 +33,11 @@ class Preset:
         authors' data loader draws one crop per slice per epoch).
     patch_size : int
         Side of the training crops.
+    patch_depth : int
+        Slices per training crop of ``"3d"`` methods (ignored by the others).
     loss : str
-        ``abw``, ``cbw``, ``bce`` or ``dice``; ``loss_kwargs`` go to its constructor.
+        ``abw``, ``cbw``, ``bce``, ``dice``, ``topo``, ``tophat`` or
+        ``gaussian``; ``loss_kwargs`` go to its constructor.
     init : {"xavier", "default"}
         Weight initialisation of convolutions.
     select : {"val_loss", "last"}
@@ -60,6 +63,7 @@ class Preset:
     epochs: int = 500
     patches_per_epoch: int | None = None
     patch_size: int = 256
+    patch_depth: int = 16
     loss: str = "abw"
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
     init: str = "xavier"

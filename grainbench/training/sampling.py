@@ -3,7 +3,10 @@
 For propagation methods (context ``"2d+prev"``) the previous slice's
 boundary mask is cut and transformed together with the image, so a patch
 always sees the matching region of slice z-1. For ``"2.5d"`` the neighbours
-z-k..z+k (clamped at the ends) are returned as channels.
+z-k..z+k (clamped at the ends) are returned as channels. For ``"3d"`` a
+patch is a sub-volume of ``patch_depth`` consecutive slices, rotated and
+flipped in-plane like the 2D patches and also flipped along z (seed 004
+reflects across the x, y and z planes).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ class Batch:
     """A batch of patches as numpy arrays.
 
     ``image`` (N, C, P, P) float32 in [0, 1] (C = 1, or 2k+1 for 2.5D),
-    ``boundary`` (N, P, P) bool, ``prev`` (N, P, P) bool or None.
+    ``boundary`` (N, P, P) bool, ``prev`` (N, P, P) bool or None; for 3D
+    patches ``image`` is (N, 1, D, P, P) and ``boundary`` (N, D, P, P).
     """
 
     image: np.ndarray
@@ -51,9 +55,11 @@ class PatchSampler:
         patch are an error.
     context : str
         ``"2d"``, ``"2d+prev"`` (the first slice is skipped, as in the
-        authors' data loader) or ``"2.5d"``.
+        authors' data loader), ``"2.5d"`` or ``"3d"``.
     depth : int
         Neighbours on each side for ``"2.5d"``.
+    patch_depth : int
+        Slices per patch for ``"3d"`` (at most the volume's).
     seed : int
         Seed of the generator; :attr:`rng` can be saved and restored to resume.
     augment : bool
@@ -61,13 +67,14 @@ class PatchSampler:
     """
 
     def __init__(self, volume: Volume, patch_size: int, *, context: str = "2d", depth: int = 1,
-                 seed: int = 0, augment: bool = True) -> None:
+                 seed: int = 0, augment: bool = True, patch_depth: int = 16) -> None:
         self.image, self.boundary = volume_arrays(volume)
         z, h, w = self.image.shape
         if patch_size > h or patch_size > w:
             raise ValueError(f"patch size {patch_size} exceeds the slice size {h} x {w}")
-        if context == "3d":
-            raise NotImplementedError("the patch sampler serves 2D, 2D+previous and 2.5D methods")
+        if context == "3d" and not 1 <= patch_depth <= z:
+            raise ValueError(f"patch depth {patch_depth} must be between 1 and the volume's {z} slices")
+        self.patch_depth = patch_depth
         self.first = 1 if context == "2d+prev" else 0
         if z <= self.first:
             raise ValueError(f"{volume.name or 'volume'}: {z} slice(s) is too few for context {context!r}")
@@ -76,26 +83,35 @@ class PatchSampler:
 
     @property
     def n_slices(self) -> int:
-        """Slices that can be sampled (all but the first for propagation methods)."""
+        """Slices that can be sampled (all but the first for propagation methods); for ``"3d"``
+        the number of disjoint sub-volumes, ``Z // patch_depth``."""
+        if self.context == "3d":
+            return max(1, self.image.shape[0] // self.patch_depth)
         return self.image.shape[0] - self.first
 
-    def _one(self, z: int, y: int, x: int, k: int, fv: bool, fh: bool):
+    def _one(self, z: int, y: int, x: int, k: int, fv: bool, fh: bool, fz: bool = False):
         p = self.patch_size
-        if self.context == "2.5d":
-            zs = np.clip(np.arange(z - self.depth, z + self.depth + 1), 0, self.image.shape[0] - 1)
-            img = self.image[zs, y:y + p, x:x + p]
+        if self.context == "3d":
+            zz = slice(z, z + self.patch_depth)
+            arrays = [self.image[zz, y:y + p, x:x + p][None], self.boundary[zz, y:y + p, x:x + p][None]]
         else:
-            img = self.image[z:z + 1, y:y + p, x:x + p]
-        arrays = [img, self.boundary[z, y:y + p, x:x + p][None]]
-        if self.context == "2d+prev":
-            arrays.append(self.boundary[z - 1, y:y + p, x:x + p][None])
+            if self.context == "2.5d":
+                zs = np.clip(np.arange(z - self.depth, z + self.depth + 1), 0, self.image.shape[0] - 1)
+                img = self.image[zs, y:y + p, x:x + p]
+            else:
+                img = self.image[z:z + 1, y:y + p, x:x + p]
+            arrays = [img, self.boundary[z, y:y + p, x:x + p][None]]
+            if self.context == "2d+prev":
+                arrays.append(self.boundary[z - 1, y:y + p, x:x + p][None])
         out = []
-        for a in arrays:
-            a = np.rot90(a, k, axes=(1, 2))
+        for a in arrays:  # (C, P, P), or (1, D, P, P) for 3D: transform the last two axes (and z)
+            a = np.rot90(a, k, axes=(-2, -1))
             if fv:
-                a = a[:, ::-1]
+                a = a[..., ::-1, :]
             if fh:
-                a = a[:, :, ::-1]
+                a = a[..., ::-1]
+            if fz:
+                a = a[:, ::-1]
             out.append(np.ascontiguousarray(a))
         return out
 
@@ -103,15 +119,18 @@ class PatchSampler:
         """``n`` random patches (slice, position, rotation and flips drawn from :attr:`rng`)."""
         _, h, w = self.image.shape
         p = self.patch_size
-        zs = self.rng.integers(self.first, self.image.shape[0], n)
+        vol = self.context == "3d"
+        last = self.image.shape[0] - self.patch_depth + 1 if vol else self.image.shape[0]
+        zs = self.rng.integers(self.first, last, n)
         ys = self.rng.integers(0, h - p + 1, n)
         xs = self.rng.integers(0, w - p + 1, n)
+        n_flips = 3 if vol else 2  # 3D patches are also flipped along z
         if self.augment:
             ks = self.rng.integers(0, 4, n)
-            flips = self.rng.random((n, 2)) < 0.5
+            flips = self.rng.random((n, n_flips)) < 0.5
         else:
-            ks, flips = np.zeros(n, int), np.zeros((n, 2), bool)
-        parts = [self._one(z, y, x, k, fv, fh) for z, y, x, k, (fv, fh) in zip(zs, ys, xs, ks, flips)]
+            ks, flips = np.zeros(n, int), np.zeros((n, n_flips), bool)
+        parts = [self._one(z, y, x, k, *f) for z, y, x, k, f in zip(zs, ys, xs, ks, flips)]
         image = np.stack([q[0] for q in parts])
         boundary = np.stack([q[1][0] for q in parts])
         prev = np.stack([q[2][0] for q in parts]) if self.context == "2d+prev" else None

@@ -44,6 +44,8 @@ def _val_batches(volume: Volume, preset: Preset, context: str, depth: int) -> li
     z, h, w = image.shape
     p = min(preset.patch_size, h, w)
     p -= p % 16  # networks halve the size four times
+    if context == "3d":
+        return _val_batches_3d(image, boundary, preset, p)
     first = 1 if context == "2d+prev" else 0
     cells = [(k, y, x) for k in range(first, z) for y in range(0, h - p + 1, p) for x in range(0, w - p + 1, p)]
     if not cells:
@@ -62,6 +64,24 @@ def _val_batches(volume: Volume, preset: Preset, context: str, depth: int) -> li
         prev = (np.stack([boundary[k - 1, y:y + p, x:x + p] for k, y, x in chunk])
                 if context == "2d+prev" else None)
         out.append(Batch(img, bnd, prev))
+    return out
+
+
+def _val_batches_3d(image: np.ndarray, boundary: np.ndarray, preset: Preset, p: int) -> list[Batch]:
+    """Non-overlapping (d, p, p) validation sub-volumes, d = min(patch_depth, Z), at most ``val_patches``."""
+    z, h, w = image.shape
+    d = min(preset.patch_depth, z)  # short validation splits give shallower crops
+    cells = [(k, y, x) for k in range(0, z - d + 1, d) for y in range(0, h - p + 1, p) for x in range(0, w - p + 1, p)]
+    if not cells:
+        return []
+    take = np.linspace(0, len(cells) - 1, min(preset.val_patches, len(cells))).round().astype(int)
+    cells = [cells[i] for i in sorted(set(take))]
+    out = []
+    for i in range(0, len(cells), preset.batch_size):
+        chunk = cells[i:i + preset.batch_size]
+        img = np.stack([image[k:k + d, y:y + p, x:x + p][None] for k, y, x in chunk])
+        bnd = np.stack([boundary[k:k + d, y:y + p, x:x + p] for k, y, x in chunk])
+        out.append(Batch(img, bnd, None))
     return out
 
 
@@ -106,11 +126,14 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
     device = device or next(method.net.parameters()).device
     cuda = device.type == "cuda"
     net = method.net
+    # channels_last is a 4D layout; 3D networks get its 5D counterpart
+    memory_format = torch.channels_last_3d if method.context == "3d" else torch.channels_last
     if cuda:
-        net.to(memory_format=torch.channels_last)
+        net.to(memory_format=memory_format)
     loss_fn = get_loss(preset.loss, **preset.loss_kwargs)
     optimizer = _make_optimizer(net.parameters(), preset)
-    sampler = PatchSampler(train_volume, preset.patch_size, context=method.context, depth=method.depth, seed=seed)
+    sampler = PatchSampler(train_volume, preset.patch_size, context=method.context, depth=method.depth, seed=seed,
+                           patch_depth=preset.patch_depth)
     per_epoch = preset.patches_per_epoch or sampler.n_slices
     val_batches = _val_batches(val_volume, preset, method.context, method.depth) if val_volume is not None else []
     select_val = preset.select == "val_loss" and bool(val_batches)
@@ -154,11 +177,11 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
             for batch in sampler.epoch(per_epoch, preset.batch_size):
                 x, target = method.batch_to_input(batch, device)
                 if cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                    x = x.contiguous(memory_format=memory_format)
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                     logits = net(x)
-                loss = loss_fn(logits.float(), target)
+                loss = method.training_loss(logits, target, loss_fn)  # sums side outputs if deeply supervised
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"{method.name}: loss became {loss.item()} at epoch {epoch}, "
                                              f"step {step}; lower the learning rate")
