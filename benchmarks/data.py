@@ -24,7 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from grainbench.data.hashing import array_digest
-from grainbench.data.potts import POTTS_SIM_DEFAULTS, potts_steps, relabel_connected, voronoi_labels
+from grainbench.data.potts import (
+    POTTS_SIM_DEFAULTS,
+    potts_steps,
+    relabel_connected,
+    voronoi_labels,
+)
 from grainbench.data.render import boundary_from_labels, render_micrographs
 from grainbench.data.synthetic import generate_synthetic
 from grainbench.io import atomic_write, read_array

@@ -11,3 +11,7 @@ class InputFileError(GrainbenchError, ValueError):
 
 class DatasetError(GrainbenchError):
     """A dataset is missing, malformed or fails verification."""
+
+
+class TrackingError(GrainbenchError, ValueError):
+    """A grain tracker or 3D reconstruction cannot run: unknown tracker, bad stack, missing 3D labels or weights."""

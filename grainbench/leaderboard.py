@@ -186,12 +186,19 @@ def build_leaderboards(records_dir: str | os.PathLike = "leaderboards/records",
     """
     out_dir = Path(out_dir)
     records_dir = Path(records_dir)
+    from .tracking.leaderboard import TRACKING_PROTOCOL, build_tracking_leaderboard
+
     records, bad = load_records(records_dir) if records_dir.exists() else ([], [])
+    # 3D tracking records get their own tables (<dataset>_tracking.md), tracker x boundary source.
+    is_tracking = [rec["protocol"].get("name") == TRACKING_PROTOCOL["name"] for _, rec in records]
+    tracked = {rec["config"]["dataset"] for (_, rec), t in zip(records, is_tracking) if t}
+    records = [r for r, t in zip(records, is_tracking) if not t]
     runs = collect(records)
     by_path = {str(path): rec for path, rec in records}
     names = set(datasets or [])
     if not datasets:
         names |= set(runs["dataset"]) if not runs.empty else set()
+        names |= tracked
     written: dict[str, list[Path]] = {}
     for dataset in sorted(names):
         subset = runs[runs["dataset"] == dataset] if not runs.empty else runs
@@ -204,6 +211,8 @@ def build_leaderboards(records_dir: str | os.PathLike = "leaderboards/records",
         with atomic_write(csv_path, "w") as fh:
             _csv_table(subset, reported).to_csv(fh, index=False)
         written[dataset] = [md_path, csv_path, *figures.values()]
+        if dataset in tracked:
+            written[dataset] += build_tracking_leaderboard(records_dir, out_dir, dataset)
     return written
 
 

@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,9 @@ def make_record(*, config: dict[str, Any], protocol: dict[str, Any], aggregate: 
     if missing:
         raise ValueError(f"record config lacks {missing}")
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    digest = hashlib.sha256(json.dumps([config, created], sort_keys=True, default=str).encode()).hexdigest()[:8]
+    # A random nonce keeps ids unique when the same run is recorded twice within one second.
+    nonce = uuid.uuid4().hex
+    digest = hashlib.sha256(json.dumps([config, created, nonce], sort_keys=True, default=str).encode()).hexdigest()[:8]
     parts = [config["dataset"], config["model"], config.get("preset") or kind, f"seed{config.get('seed', 0)}"]
     if config.get("mode"):
         parts.append(config["mode"])

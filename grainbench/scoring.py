@@ -11,8 +11,8 @@ import torch
 from ._backend import ArrayLike, DeviceLike, as_mask, check_same_shape, resolve_device
 from .components import grains_from_boundary
 from .metrics.boundary import boundary_distances, mask_boundary
-from .metrics.grains import grain_statistics
 from .metrics.contingency import contingency_table
+from .metrics.grains import grain_statistics
 from .metrics.information import vi_from_table
 from .metrics.instance import dsb_score_from_boundaries
 from .metrics.overlap import dice, foreground_iou, pixel_accuracy

@@ -6,7 +6,6 @@ for one or two short epochs, so each run takes seconds on two CPU cores.
 """
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd

@@ -1,11 +1,10 @@
 """`grainbench data ...` through grainbench.cli.main: exit codes and output."""
 
 import pytest
+from _data_server import Server, entry, fake_pure_iron, pair_folder, sha, write_registry
 
 import grainbench.data.registry as registry
 from grainbench.cli import main
-
-from _data_server import Server, entry, fake_pure_iron, pair_folder, sha, write_registry
 
 
 @pytest.fixture(autouse=True)

@@ -6,12 +6,11 @@ import types
 
 import numpy as np
 import pytest
+from _data_server import SHARED_TBM, Server, entry, sha, write_registry
 
 import grainbench.data.registry as registry
 from grainbench.data import fetch, get_dataset, load, verify
 from grainbench.errors import DatasetError
-
-from _data_server import SHARED_TBM, Server, entry, sha, write_registry
 
 A, B = b"first file " * 1000, b"second file " * 3000
 

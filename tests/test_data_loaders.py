@@ -4,20 +4,30 @@ import hashlib
 import importlib
 import sys
 import types
-import warnings
 
 import h5py
 import numpy as np
 import pytest
 import tifffile
+from _data_server import entry, fake_pure_iron, pair_folder, sha, write_registry
 
 import grainbench.data.registry as registry
-from grainbench.data import DatasetWarning, generate, import_dataset, load, load_pairs, verify
-from grainbench.data.loaders import normalise, read_hdf5_stack, to_boundary, to_float_image
+from grainbench.data import (
+    DatasetWarning,
+    generate,
+    import_dataset,
+    load,
+    load_pairs,
+    verify,
+)
+from grainbench.data.loaders import (
+    normalise,
+    read_hdf5_stack,
+    to_boundary,
+    to_float_image,
+)
 from grainbench.data.manual import read_locks
 from grainbench.errors import DatasetError, InputFileError
-
-from _data_server import entry, fake_pure_iron, pair_folder, sha, write_registry
 
 loaders_mod = importlib.import_module("grainbench.data.loaders")
 generate_mod = importlib.import_module("grainbench.data.generate")

@@ -3,12 +3,11 @@
 import csv
 
 import pytest
+from _data_server import REPO, SHARED_TBM, entry, write_registry
 
 import grainbench.data.registry as registry
 from grainbench.data import get_dataset, list_datasets
 from grainbench.errors import DatasetError
-
-from _data_server import REPO, SHARED_TBM, entry, write_registry
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,14 @@
 import numpy as np
 from PIL import Image
 
-from grainbench.figures import FN_COLOUR, FP_COLOUR, TP_COLOUR, error_overlay, plot_split_merge, save_png
+from grainbench.figures import (
+    FN_COLOUR,
+    FP_COLOUR,
+    TP_COLOUR,
+    error_overlay,
+    plot_split_merge,
+    save_png,
+)
 
 
 def test_error_overlay_colours_and_png_round_trip(tmp_path):

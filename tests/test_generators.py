@@ -19,8 +19,17 @@ from grainbench.data.potts import (
     simulate_potts,
     voronoi_labels,
 )
-from grainbench.data.render import RenderConfig, boundary_from_labels, render_layers, render_micrographs
-from grainbench.data.synthetic import SYNTHETIC_SPLITS, generate_synthetic, synthetic_splits
+from grainbench.data.render import (
+    RenderConfig,
+    boundary_from_labels,
+    render_layers,
+    render_micrographs,
+)
+from grainbench.data.synthetic import (
+    SYNTHETIC_SPLITS,
+    generate_synthetic,
+    synthetic_splits,
+)
 
 SMALL = (6, 64, 64)
 

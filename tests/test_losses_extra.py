@@ -11,7 +11,11 @@ from grainbench.examples import labels_to_boundary, voronoi_labels
 from grainbench.metrics import boundary_distances, gaussian_score, tophat_score
 from grainbench.metrics.tolerant import gaussian_reward_map, tophat_reward_map
 from grainbench.training import GaussianLoss, TopHatLoss, TopoLoss, get_loss
-from grainbench.training.topoloss import betti_targets, persistence_pairs, topological_loss
+from grainbench.training.topoloss import (
+    betti_targets,
+    persistence_pairs,
+    topological_loss,
+)
 
 # The topological loss needs gudhi (in the "test" and "topo" extras); the tolerant scores do not.
 needs_gudhi = pytest.mark.skipif(importlib.util.find_spec("gudhi") is None, reason="needs gudhi")

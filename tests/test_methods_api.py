@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from grainbench.cli import main
-from grainbench.methods import (Method, MethodError, TorchMethod, create_model, get_model_class, list_models,
-                                model_info, register_model)
+from grainbench.methods import (
+    Method,
+    MethodError,
+    TorchMethod,
+    create_model,
+    get_model_class,
+    list_models,
+    model_info,
+    register_model,
+)
 
 # Parameter counts of the authors' code (seed 000 / clovermini/WPU-Net segmentation/model.py).
 PAPER_PARAMS_M = {"wpunet": "31.05M", "unet": "31.04M"}

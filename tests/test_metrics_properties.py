@@ -9,9 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from grainbench.metrics import (adjusted_rand_index, astm_grain_size_number, betti_numbers,
-                                boundary_displacement_error, boundary_f1, cldice, dice, mean_average_precision,
-                                mean_lineal_intercept, variation_of_information)
+from grainbench.metrics import (
+    adjusted_rand_index,
+    astm_grain_size_number,
+    betti_numbers,
+    boundary_displacement_error,
+    boundary_f1,
+    cldice,
+    dice,
+    mean_average_precision,
+    mean_lineal_intercept,
+    variation_of_information,
+)
 
 label_maps = arrays(np.int64, st.tuples(st.integers(2, 12), st.integers(2, 12)), elements=st.integers(0, 5))
 

@@ -6,16 +6,29 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from _helpers import (
+    brute_force_bde,
+    brute_force_bf1,
+    brute_force_distances,
+    brute_force_dsb_map,
+    partition_boundary,
+    random_partition,
+)
 from scipy.spatial.distance import jensenshannon
 from skimage.measure import label, regionprops
 from skimage.metrics import variation_of_information as skimage_vi
 from sklearn.metrics import adjusted_rand_score, f1_score
 
-from _helpers import (brute_force_bde, brute_force_bf1, brute_force_distances, brute_force_dsb_map,
-                      partition_boundary, random_partition)
-from grainbench.metrics import (adjusted_rand_index, boundary_displacement_error, boundary_f1, dice,
-                                distribution_distance, grain_properties, mean_average_precision,
-                                variation_of_information)
+from grainbench.metrics import (
+    adjusted_rand_index,
+    boundary_displacement_error,
+    boundary_f1,
+    dice,
+    distribution_distance,
+    grain_properties,
+    mean_average_precision,
+    variation_of_information,
+)
 from grainbench.metrics.distance import nearest_distances
 from grainbench.metrics.rand import ari_from_counts
 

@@ -3,16 +3,27 @@
 import numpy as np
 import pytest
 import torch
+from _helpers import brute_force_dsb_map
 from skimage.measure import label
 from skimage.morphology import skeletonize
 from sklearn.metrics import adjusted_rand_score
 
-from _helpers import brute_force_dsb_map
 from grainbench.examples import example_pair, labels_to_boundary, voronoi_labels
-from grainbench.metrics import (boundary_displacement_error, boundary_f1, dice, foreground_iou, mask_boundary,
-                                pixel_accuracy)
+from grainbench.metrics import (
+    boundary_displacement_error,
+    boundary_f1,
+    dice,
+    foreground_iou,
+    mask_boundary,
+    pixel_accuracy,
+)
 from grainbench.postprocess import binarize, crop_border, thin_boundary
-from grainbench.protocol import Protocol, get_protocol, list_protocols, register_protocol
+from grainbench.protocol import (
+    Protocol,
+    get_protocol,
+    list_protocols,
+    register_protocol,
+)
 from grainbench.scoring import score
 
 

@@ -12,8 +12,18 @@ from scipy import ndimage as ndi
 from grainbench.data.volume import Volume
 from grainbench.examples import labels_to_boundary, voronoi_labels
 from grainbench.methods import create_model
-from grainbench.training import (ABWLoss, BCELoss, CBWLoss, DiceLoss, PatchSampler, abw_weight_maps, get_loss,
-                                 get_preset, load_checkpoint, save_checkpoint)
+from grainbench.training import (
+    ABWLoss,
+    BCELoss,
+    CBWLoss,
+    DiceLoss,
+    PatchSampler,
+    abw_weight_maps,
+    get_loss,
+    get_preset,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def _stack(z=6, size=64, seed=0):

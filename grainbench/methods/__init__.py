@@ -18,8 +18,16 @@ or is named on the command line as ``--model mypkg.mymodule:MyMethod``.
 """
 
 from .api import CONTEXTS, FitResult, Method, check_volume_input
-from .registry import (ENTRY_POINT_GROUP, MethodError, ModelInfo, create_model, get_model_class, list_models,
-                       model_info, register_model)
+from .registry import (
+                       ENTRY_POINT_GROUP,
+                       MethodError,
+                       ModelInfo,
+                       create_model,
+                       get_model_class,
+                       list_models,
+                       model_info,
+                       register_model,
+)
 from .torch_method import PREV_BOUNDARY_VALUE, PREV_GRAIN_VALUE, TorchMethod
 
 __all__ = [

@@ -148,7 +148,8 @@ class TorchMethod(Method):
         """
         from ..training.presets import get_preset
         from ..training.sampling import volume_arrays
-        from ..training.trainer import seed_everything, train as run_training
+        from ..training.trainer import seed_everything
+        from ..training.trainer import train as run_training
 
         name = preset if isinstance(preset, str) else preset.name
         p = get_preset(preset, **{**self.preset_defaults.get(name, {}), **overrides})

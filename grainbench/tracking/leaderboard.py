@@ -1,0 +1,176 @@
+"""The tracking leaderboard of a dataset: tracker x boundary source, like seed 000 Tables 3-5.
+
+Built from the tracking run records only (``<records>/<dataset>/tracking/*.json``)
+and written atomically as ``<out>/<dataset>_tracking.md`` and ``.csv``. The
+numbers printed in seed 000 are listed apart, marked "reported".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import atomic_write
+from ..records import load_records
+from .scoring import TRACKING_PROTOCOL
+
+METRICS = ("vi", "vi_split", "vi_merge", "ari")
+
+_SEED000 = "Ma et al. 2019 (WPU-Net; seed 000)"
+#: (dataset, table, tracker, boundaries, vi, ari, duration_s) as printed in seed 000.
+REPORTED: tuple[tuple[str, str, str, str, float, float, float | None], ...] = (
+    ("potts_sim", "Table 3", "min_centroid", "ground-truth", 0.5798, 0.9160, 41.87),
+    ("potts_sim", "Table 3", "max_overlap", "ground-truth", 0.5754, 0.9206, 42.97),
+    ("potts_sim", "Table 3", "vgg13_bn", "ground-truth", 0.5832, 0.9192, 426.92),
+    ("potts_sim", "Table 3", "densenet161", "ground-truth", 0.5124, 0.9391, 759.90),
+    ("pure_iron", "Table 4", "min_centroid", "ground-truth", 0.5508, 0.8856, 1100.95),
+    ("pure_iron", "Table 4", "max_overlap", "ground-truth", 0.6331, 0.8582, 1126.41),
+    ("pure_iron", "Table 4", "vgg13_bn", "ground-truth", 0.5299, 0.8972, 7934.64),
+    ("pure_iron", "Table 4", "densenet161", "ground-truth", 0.4829, 0.9131, 9228.82),
+    ("pure_iron", "Table 5", "densenet161", "WPU-Net", 1.4785, 0.7577, None),
+    ("pure_iron", "Table 5", "densenet161", "Fast-FineCut", 1.7517, 0.7050, None),
+    ("pure_iron", "Table 5", "densenet161", "3D U-Net", 1.4864, 0.7405, None),
+    ("pure_iron", "Table 5", "densenet161", "Attention U-Net", 1.6701, 0.7348, None),
+    ("pure_iron", "Table 5", "densenet161", "U-Net", 1.7326, 0.6932, None),
+    ("pure_iron", "Table 5", "densenet161", "UNet+BDCLSTM", 1.7363, 0.6841, None),
+)
+
+#: How seed 000 names the trackers.
+PAPER_NAMES = {"min_centroid": "Min Centroid Dis", "max_overlap": "Max Overlap Area", "vgg13_bn": "Vgg13 bn",
+               "densenet161": "Densenet161"}
+
+
+def reported_tracking(dataset: str | None = None) -> pd.DataFrame:
+    """The tracking numbers of seed 000 (one row per tracker and boundary source)."""
+    table = pd.DataFrame(REPORTED, columns=["dataset", "table", "tracker", "boundaries", "vi", "ari", "duration_s"])
+    table.insert(1, "paper", _SEED000)
+    return table if dataset is None else table[table["dataset"] == dataset].reset_index(drop=True)
+
+
+def _label(cfg: dict) -> str:
+    args = cfg.get("model_args") or {}
+    name = str(cfg["model"])
+    return name + (f" ({', '.join(f'{k}={v}' for k, v in sorted(args.items()))})" if args else "")
+
+
+def collect_tracking(records_dir: str | os.PathLike, dataset: str) -> tuple[pd.DataFrame, list[str]]:
+    """One row per tracking record of ``dataset`` (the newest of repeated runs); and unreadable files."""
+    folder = Path(records_dir) / dataset / "tracking"
+    records, bad = load_records(folder) if folder.exists() else ([], [])
+    rows = []
+    for path, rec in records:
+        if rec["protocol"].get("name") != TRACKING_PROTOCOL["name"]:
+            continue
+        cfg = rec["config"]
+        rows.append({
+            "dataset": cfg["dataset"], "split": cfg["split"],
+            "protocol": f"{rec['protocol'].get('name')}@{rec['protocol'].get('version')}",
+            "tracker": _label(cfg), "boundaries": cfg.get("boundaries", "ground-truth"), "seed": cfg.get("seed"),
+            "created": rec.get("created", ""), "device": rec.get("environment", {}).get("device", ""),
+            "duration_s": rec.get("timings", {}).get("track_s", np.nan), "record": str(path),
+            **{m: rec["metrics"]["aggregate"].get(m, np.nan) for m in METRICS},
+        })
+    runs = pd.DataFrame(rows)
+    if runs.empty:
+        return runs, bad
+    key = ["dataset", "split", "protocol", "tracker", "boundaries", "seed"]
+    runs = runs.sort_values("created", kind="stable").drop_duplicates(key, keep="last")
+    return runs.sort_index().drop(columns="created").reset_index(drop=True), bad
+
+
+def summarise_tracking(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds per (tracker, boundaries); lowest VI first."""
+    cols = [*METRICS, "duration_s"]
+    grouped = runs.groupby(["tracker", "boundaries"], sort=False)
+    out = grouped[cols].mean()
+    std = grouped[cols].std(ddof=1).fillna(0.0)
+    for c in cols:
+        out[f"{c}_std"] = std[c]
+    out["seeds"] = grouped.size()
+    out["device"] = grouped["device"].agg(lambda d: ", ".join(sorted(set(d))))
+    out["records"] = grouped["record"].apply(list)
+    return out.reset_index().sort_values("vi", kind="stable").reset_index(drop=True)
+
+
+def _fmt(mean: float, std: float, seeds: int, digits: int = 4) -> str:
+    if pd.isna(mean):
+        return "-"
+    return f"{mean:.{digits}f}" if seeds < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def render_tracking_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
+                             bad: list[str]) -> str:
+    """The Markdown tracking table of one dataset."""
+    lines = [f"# Tracking leaderboard: {dataset}", "",
+             "Built by `grainbench track` from the tracking run records only; do not edit by hand.",
+             (f"3D reconstruction from 2D boundaries, protocol `{TRACKING_PROTOCOL['name']}@"
+              f"{TRACKING_PROTOCOL['version']}`: 3D VI = split + merge (bits, lower is better) and ARI of the "
+              "reconstructed label volume against the 3D ground truth. Duration = wall time of the tracking "
+              "(2D grains, linking, relabelling) of the whole split, training excluded."), ""]
+    if runs.empty:
+        lines += ["No reproduced tracking runs yet.", ""]
+    for split, group in runs.groupby("split", sort=True) if not runs.empty else []:
+        table = summarise_tracking(group)
+        lines += [f"## Reproduced: split `{split}`", "",
+                  "| # | tracker | boundaries | seeds | VI | split | merge | ARI | duration (s) | device | records |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for i, row in table.iterrows():
+            links = ", ".join(f"[{k + 1}]({Path(os.path.relpath(p, out_dir)).as_posix()})"
+                              for k, p in enumerate(row["records"]))
+            cells = [_fmt(row[c], row[f"{c}_std"], row["seeds"]) for c in METRICS]
+            cells.append(_fmt(row["duration_s"], row["duration_s_std"], row["seeds"], 2))
+            lines.append(f"| {i + 1} | {row['tracker']} | {row['boundaries']} | {row['seeds']} | "
+                         + " | ".join(cells) + f" | {row['device']} | {links} |")
+        lines.append("")
+    if not reported.empty:
+        lines += ["## Reported in seed 000 (not reproduced here)", "",
+                  ("As printed by Ma et al. 2019 on their data and hardware (their simulated stack is not "
+                   "public; grainbench regenerates a Potts stack of the same size); shown for reference."), ""]
+        for table_name, group in reported.groupby("table", sort=True):
+            lines += [f"### {table_name} (reported)", "",
+                      "| tracker | as printed | boundaries | VI | ARI | duration (s) |", "|---|---|---|---|---|---|"]
+            for _, row in group.iterrows():
+                dur = "-" if pd.isna(row["duration_s"]) else f"{row['duration_s']:g}"
+                lines.append(f"| {row['tracker']} | {PAPER_NAMES.get(row['tracker'], row['tracker'])} | "
+                             f"{row['boundaries']} | {row['vi']:g} | {row['ari']:g} | {dur} |")
+            lines.append("")
+    if bad:
+        lines += ["## Records that could not be read", ""] + [f"- {b}" for b in bad] + [""]
+    return "\n".join(lines)
+
+
+def tracking_csv(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
+    """Long CSV: one row per (record, metric) and per reported number, with a ``source`` column."""
+    columns = ["source", "dataset", "split", "protocol", "tracker", "boundaries", "seed", "record", "metric",
+               "value"]
+    frames = []
+    if not runs.empty:
+        long = runs.melt(id_vars=["dataset", "split", "protocol", "tracker", "boundaries", "seed", "record"],
+                         value_vars=[*METRICS, "duration_s"], var_name="metric", value_name="value")
+        frames.append(long.dropna(subset=["value"]).assign(source="reproduced"))
+    if not reported.empty:
+        rep = reported.melt(id_vars=["dataset", "table", "tracker", "boundaries", "paper"],
+                            value_vars=["vi", "ari", "duration_s"], var_name="metric", value_name="value")
+        rep = rep.dropna(subset=["value"]).assign(source="reported", split=rep["table"], protocol="paper",
+                                                  seed=np.nan, record=rep["paper"])
+        frames.append(rep)
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def build_tracking_leaderboard(records_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                               dataset: str) -> list[Path]:
+    """Rebuild ``<out_dir>/<dataset>_tracking.md`` and ``.csv`` from the tracking records of ``dataset``."""
+    out_dir = Path(out_dir)
+    runs, bad = collect_tracking(records_dir, dataset)
+    reported = reported_tracking(dataset)
+    md_path, csv_path = out_dir / f"{dataset}_tracking.md", out_dir / f"{dataset}_tracking.csv"
+    with atomic_write(md_path, "w") as fh:
+        fh.write(render_tracking_markdown(dataset, runs, reported, out_dir, bad))
+    with atomic_write(csv_path, "w") as fh:
+        tracking_csv(runs, reported).to_csv(fh, index=False)
+    return [md_path, csv_path]
