@@ -34,34 +34,17 @@ convolution, the growth rate scaling with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from grainbench.methods import TorchMethod
 
 from ._nets3d import level_strides
+from .fc_densenet import VARIANTS, Variant  # noqa: F401  (one table of Jégou's variants)
 
 REFERENCE = ("James et al. 2022, 3D convolutional neural networks for dendrite segmentation (seed 004): "
              "3D FC-DenseNet after Jégou et al. 2017, The One Hundred Layers Tiramisu")
 
-
-@dataclass(frozen=True)
-class Variant:
-    """Block sizes of an FC-DenseNet variant (Jégou et al., Table 2)."""
-
-    down: tuple[int, ...]
-    bottleneck: int
-    growth: int
-    first: int = 48
-
-
-VARIANTS: dict[str, Variant] = {
-    "56": Variant(down=(4, 4, 4, 4, 4), bottleneck=4, growth=12),
-    "67": Variant(down=(5, 5, 5, 5, 5), bottleneck=5, growth=16),
-    "103": Variant(down=(4, 5, 7, 10, 12), bottleneck=15, growth=16),
-}
 
 #: Jégou et al. 2017, Table 2: parameters (millions) of the 2D networks (3 input channels, 11 classes).
 JEGOU_PARAMETERS_M = {"56": 1.5, "67": 3.5, "103": 9.4}

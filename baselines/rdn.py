@@ -116,10 +116,5 @@ class RDN(TorchMethod):
     def __init__(self, width: int | None = None, **kw) -> None:
         super().__init__(width=width, **kw)
 
-    def _width(self) -> int:
-        """The configured width, or the default one (an explicit 0 is kept, and rejected by the network)."""
-        width = self._config["width"]
-        return self.default_width if width is None else int(width)
-
     def build_network(self) -> nn.Module:
         return RDNNet(in_channels=self.in_channels, num_classes=2, width=self._width())

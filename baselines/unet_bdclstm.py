@@ -26,12 +26,11 @@ classifier. Chen et al. report no parameter count.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from grainbench.methods import TorchMethod
 
-from ._unet_parts import Decoder, DoubleConv, level_widths
+from ._nets import UNetNet
 
 REFERENCE = ("Chen et al. 2016, Combining fully convolutional and recurrent neural networks for 3D biomedical "
              "image segmentation (UNet-Zoo layout)")
@@ -84,23 +83,12 @@ class ConvLSTM(nn.Module):
         return state[0]
 
 
-class UNetFeatures(nn.Module):
+class UNetFeatures(UNetNet):
     """The WPU-Net code base's U-Net up to its last decoder level (``width`` maps at full resolution)."""
 
     def __init__(self, in_channels: int = 1, width: int = 64) -> None:
-        super().__init__()
-        w = level_widths(width)
-        self.downs = nn.ModuleList([DoubleConv(in_channels, w[0])] + [DoubleConv(w[i - 1], w[i]) for i in (1, 2, 3)])
-        self.bottom = DoubleConv(w[3], w[4])
-        self.decoder = Decoder(w, num_classes=1)
+        super().__init__(in_channels, num_classes=1, width=width)
         self.decoder.final = nn.Identity()  # features, not scores: the BDC-LSTM classifies
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, down in enumerate(self.downs):
-            x = down(x if i == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
-        return self.decoder(self.bottom(F.max_pool2d(x, 2)), skips)
 
 
 class UNetBDCLSTMNet(nn.Module):
@@ -165,11 +153,6 @@ class UNetBDCLSTM(TorchMethod):
 
     def __init__(self, width: int | None = None, **kw) -> None:
         super().__init__(width=width, **kw)
-
-    def _width(self) -> int:
-        """The configured width, or the default one (an explicit 0 is kept, and rejected by the network)."""
-        width = self._config["width"]
-        return self.default_width if width is None else int(width)
 
     def build_network(self) -> nn.Module:
         return UNetBDCLSTMNet(num_classes=2, width=self._width())

@@ -13,7 +13,6 @@ modes; each mode gives one record. Runs are resumable at two levels:
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import re
 import time
@@ -27,6 +26,7 @@ from .data.volume import Volume
 from .errors import GrainbenchError
 from .methods import create_model
 from .methods.registry import get_model_class
+from .plugins import accepts
 from .protocol import Protocol, get_protocol
 from .records import load_records, make_record, write_record
 
@@ -104,20 +104,6 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
-    """``["epochs=2", "lr=1e-3", "loss=bce"]`` -> dict; values parsed as JSON when they parse."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise RunError(f"{what}: expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 def modes_for(context: str, modes: tuple[str, ...] | None) -> tuple[str | None, ...]:
     """Scoring modes a method gets: both (or the chosen) for ``2d+prev``, one ``None`` otherwise."""
     from .inference import MODES
@@ -149,14 +135,6 @@ def completed_records(spec: RunSpec, records_dir: Path, context: str) -> dict[st
             if same and (mode not in found or rec["created"] > found[mode][0]):
                 found[mode] = (rec["created"], path)
     return {m: p for m, (_, p) in found.items()}
-
-
-def _accepts(cls: type, name: str) -> bool:
-    try:
-        params = inspect.signature(cls.__init__).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 class DataCache:
@@ -209,7 +187,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     if learns and spec.preset not in cls.presets:
         raise RunError(f"method {spec.model!r} has presets {cls.presets}, not {spec.preset!r}")
     kwargs = dict(spec.model_args)
-    if device is not None and _accepts(cls, "device"):
+    if device is not None and accepts(cls, "device"):
         kwargs.setdefault("device", device)
     try:
         method = create_model(spec.model, **kwargs)
@@ -308,7 +286,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     for name in models:
         cls = get_model_class(name)
         # Shared arguments (e.g. width) go to the models whose constructor takes them.
-        args = {k: v for k, v in (model_args or {}).items() if _accepts(cls, k)}
+        args = {k: v for k, v in (model_args or {}).items() if accepts(cls, k)}
         ignored = sorted(set(model_args or {}) - set(args))
         if ignored:
             log(f"{name}: takes no {', '.join(ignored)}; ignored for it")

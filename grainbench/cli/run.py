@@ -9,7 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..leaderboard import COLUMNS_BOUNDARY, COLUMNS_PHASE, build_leaderboards
-from ..runner import RunError, parse_assignments, run_many, summary_table
+from ..plugins import parse_assignments
+from ..runner import RunError, run_many, summary_table
 from ._console import console, err_console
 
 
@@ -58,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
     figures = None if args.no_leaderboard else args.leaderboards / "figures"
     outcomes = run_many(
         models, args.dataset, args.seed, preset=args.preset, protocol=args.protocol,
-        modes=tuple(args.mode) if args.mode else None, model_args=parse_assignments(args.model_arg, "--model-arg"),
-        overrides=parse_assignments(args.overrides, "--set"), records_dir=args.records, work_root=args.workdir,
+        modes=tuple(args.mode) if args.mode else None,
+        model_args=parse_assignments(args.model_arg, "--model-arg", error=RunError),
+        overrides=parse_assignments(args.overrides, "--set", error=RunError),
+        records_dir=args.records, work_root=args.workdir,
         device=device, figures_dir=figures, max_epochs=args.max_epochs,
         log=lambda msg: err_console.print(escape(msg), highlight=False))
     for o in outcomes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
 import json
 import re
 import time
@@ -15,6 +14,7 @@ import numpy as np
 from rich.table import Table
 
 from ..errors import TrackingError
+from ..plugins import accepts, parse_assignments
 from ._console import console, err_console
 
 
@@ -59,32 +59,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def parse_tracker_args(items: list[str]) -> dict[str, Any]:
-    """``["min_iou=0.3", "arch=resnet18"]`` -> dict; values parsed as JSON where they parse."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise TrackingError(f"--tracker-arg: expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
-def _accepts_call(fn: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def _accepts(cls: type, name: str) -> bool:
-    return _accepts_call(cls.__init__, name)
 
 
 # --------------------------------------------------------------------------- boundary sources
@@ -137,7 +111,7 @@ def prepare_tracker(args: argparse.Namespace, tracker_args: dict[str, Any], log:
 
     cls = get_tracker_class(args.tracker)
     kwargs = dict(tracker_args)
-    if args.device and _accepts(cls, "device"):
+    if args.device and accepts(cls, "device"):
         kwargs.setdefault("device", args.device)
     tracker = create_tracker(args.tracker, **kwargs)
     if not cls.trainable:
@@ -167,11 +141,11 @@ def prepare_tracker(args: argparse.Namespace, tracker_args: dict[str, Any], log:
     val = dataset_ground_truth(args.dataset, data.load(args.dataset, "val")) if "val" in entry.splits else None
     log(f"{args.tracker}: training on {args.dataset}/train ({len(train)} slices) with seed {args.seed}; "
         f"weights go to {weights}")
-    fit_kw = {"log": log} if _accepts_call(tracker.fit, "log") else {}
+    fit_kw = {"log": log} if accepts(tracker.fit, "log") else {}
     fit = tracker.fit(train, val, seed=args.seed, **fit_kw)
     info = {k: v for k, v in (fit.to_dict() if hasattr(fit, "to_dict") else dict(fit or {})).items()
             if k != "config"}
-    save_kw = {"extra": {"fit": info, "dataset": args.dataset}} if _accepts_call(tracker.save, "extra") else {}
+    save_kw = {"extra": {"fit": info, "dataset": args.dataset}} if accepts(tracker.save, "extra") else {}
     try:
         sha = tracker.save(weights, **save_kw)
     except NotImplementedError:  # a submitted tracker that cannot save: train again next time
@@ -205,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         device = str(resolve_device(args.device))
     except RuntimeError as exc:
         raise TrackingError(str(exc)) from None
-    tracker_args = parse_tracker_args(args.tracker_arg)
+    tracker_args = parse_assignments(args.tracker_arg, "--tracker-arg", error=TrackingError)
     entry = data.get_dataset(args.dataset)
     volume = data.load(args.dataset, args.split)
     gt = dataset_ground_truth(args.dataset, volume)

@@ -11,12 +11,12 @@ Three sources, in order:
 from __future__ import annotations
 
 import fnmatch
-import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable, TypeVar
 
 from ..errors import GrainbenchError
+from ..plugins import import_object
 from .api import Method
 
 ENTRY_POINT_GROUP = "grainbench.methods"
@@ -55,25 +55,6 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
 
-def _import_path(path: str) -> Any:
-    module_name, sep, attr = path.partition(":")
-    if not sep:
-        module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
-        raise MethodError(f"{path!r} is not a 'package.module:Class' path")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise MethodError(f"cannot import module {module_name!r} for method {path!r}: {exc}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise MethodError(f"module {module_name!r} has no attribute {attr!r}") from None
-    return obj
-
-
 def get_model_class(name: str) -> type[Method]:
     """The :class:`Method` subclass behind a registry name, an entry point or a ``module:Class`` path."""
     if name in _REGISTRY:
@@ -85,7 +66,7 @@ def get_model_class(name: str) -> type[Method]:
         except ImportError as exc:
             raise MethodError(f"method {name!r} cannot be loaded: {exc}") from None
     elif ":" in name or "." in name:
-        obj = _import_path(name)
+        obj = _import(name)
     else:
         known = ", ".join(list_models()) or "none"
         raise MethodError(f"unknown method {name!r}; known: {known}; or pass 'package.module:Class'")
@@ -138,3 +119,7 @@ def model_info(name: str) -> ModelInfo:
         params, available, error = None, False, str(exc)
     return ModelInfo(name, params, cls.context, cls.reference, tuple(cls.presets), cls.description,
                      available, error)
+
+
+def _import(path: str):
+    return import_object(path, what="method", error=MethodError)

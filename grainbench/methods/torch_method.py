@@ -47,6 +47,8 @@ class TorchMethod(Method):
     #: Preset fields a method changes for itself, by preset name (e.g. smaller 3D
     #: patches under ``quick``); the caller's overrides still win. Recorded like any field.
     preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Channel width of the paper's network, used while the config's ``width`` is None.
+    default_width: ClassVar[int | None] = None
     #: Neighbours on each side for context "2.5d".
     depth: int = 0
     #: Context "3d": tile depth and the margin discarded at each end along z (inference).
@@ -75,6 +77,13 @@ class TorchMethod(Method):
         if self._net is None:
             self._net = self.build_network().to(self.device)
         return self._net
+
+    def _width(self) -> int:
+        """The configured width, or :attr:`default_width` (an explicit 0 is kept, for the network to reject)."""
+        width = self._config.get("width")
+        if width is None and self.default_width is None:
+            raise ValueError(f"{type(self).__name__} has no width setting")
+        return self.default_width if width is None else int(width)
 
     @property
     def in_channels(self) -> int:

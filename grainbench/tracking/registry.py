@@ -12,12 +12,12 @@ Four sources, in order:
 from __future__ import annotations
 
 import fnmatch
-import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from ..errors import TrackingError
+from ..plugins import import_object
 from .api import Tracker
 
 ENTRY_POINT_GROUP = "grainbench.trackers"
@@ -60,31 +60,12 @@ def list_trackers(pattern: str = "*") -> list[str]:
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
 
-def _import_path(path: str) -> Any:
-    module_name, sep, attr = path.partition(":")
-    if not sep:
-        module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
-        raise TrackingError(f"{path!r} is not a 'package.module:Class' path")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise TrackingError(f"cannot import module {module_name!r} for tracker {path!r}: {exc}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise TrackingError(f"module {module_name!r} has no attribute {attr!r}") from None
-    return obj
-
-
 def get_tracker_class(name: str) -> type[Tracker]:
     """The :class:`Tracker` subclass behind a name, an entry point or a ``module:Class`` path."""
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name in BUILTIN:
-        obj = _import_path(BUILTIN[name])
+        obj = _import(BUILTIN[name])
     else:
         eps = _entry_points()
         if name in eps:
@@ -93,7 +74,7 @@ def get_tracker_class(name: str) -> type[Tracker]:
             except ImportError as exc:
                 raise TrackingError(f"tracker {name!r} cannot be loaded: {exc}") from None
         elif ":" in name or "." in name:
-            obj = _import_path(name)
+            obj = _import(name)
         else:
             known = ", ".join(list_trackers()) or "none"
             raise TrackingError(f"unknown tracker {name!r}; known: {known}; or pass 'package.module:Class'")
@@ -115,3 +96,7 @@ def create_tracker(name: str, **kwargs: Any) -> Tracker:
         raise TrackingError(f"tracker {name!r} does not take {sorted(kwargs)}: {exc}") from None
     except ImportError as exc:  # optional dependency of the tracker itself
         raise TrackingError(f"tracker {name!r} needs a package that is not installed: {exc}") from None
+
+
+def _import(path: str):
+    return import_object(path, what="tracker", error=TrackingError)
