@@ -259,14 +259,16 @@ def _check_prob(prob: np.ndarray, shape: tuple[int, ...], method: Method) -> np.
 
 def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpunet-2019",
              modes: tuple[str, ...] | None = None, device: str | None = "cpu",
-             on_prediction: Callable[[Prediction], None] | None = None) -> list[dict[str, Any]]:
+             on_prediction: Callable[[Prediction], None] | None = None, tolerant: bool = False
+             ) -> list[dict[str, Any]]:
     """Predict and score ``volume``; one record per mode (both modes for ``"2d+prev"`` methods).
 
     Each record holds the method, its config, the preset of its weights, the
     mode (``None`` for methods that read no previous mask), how slice 0 got
     its previous mask, the protocol id, the aggregate and per-slice metrics,
     and timings. ``on_prediction``, when given, is called with each mode's
-    :class:`Prediction` before it is scored (the runner draws figures from it).
+    :class:`Prediction` before it is scored (the runner draws figures from it);
+    ``tolerant`` adds seed 003's normalised-Gaussian scores (see :func:`~grainbench.scoring.score`).
     """
     from .scoring import score
 
@@ -282,7 +284,7 @@ def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpun
             on_prediction(pred)
         t0 = time.perf_counter()
         slice_ids = volume.meta.get("slices") or volume.meta.get("names")
-        result = score(pred.prob, volume.boundary, protocol, device=device, slice_ids=slice_ids)
+        result = score(pred.prob, volume.boundary, protocol, device=device, slice_ids=slice_ids, tolerant=tolerant)
         score_seconds = time.perf_counter() - t0
         records.append({
             "method": method.name, "config": pred.config, "preset": pred.preset or "none", "mode": pred.mode,

@@ -12,7 +12,7 @@ from .errors import GrainbenchError
 LOWER_IS_BETTER = frozenset({"vi", "vi_split", "vi_merge", "bde", "betti0_error", "betti1_error", "size_js",
                              "shape_js"})
 HIGHER_IS_BETTER = frozenset({"ari", "map", "bf1", "bf1_precision", "bf1_recall", "dice", "cldice", "accuracy",
-                              "iou"})
+                              "iou", "gauss_precision", "gauss_recall", "gauss_f1"})
 GATED = LOWER_IS_BETTER | HIGHER_IS_BETTER  # counts and mean diameters are informative, not better/worse
 
 

@@ -155,7 +155,7 @@ class DataCache:
 
 def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | None = None,
             figures_dir: Path | None = None, cache: DataCache | None = None, progress: bool = True,
-            max_epochs: int | None = None, log: Callable[[str], None] = print) -> RunOutcome:
+            max_epochs: int | None = None, tolerant: bool = False, log: Callable[[str], None] = print) -> RunOutcome:
     """Run (or resume, or skip) one :class:`RunSpec`; returns its :class:`RunOutcome`.
 
     Parameters
@@ -171,6 +171,8 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     max_epochs : int, optional
         Stop training after this many epochs in total (the run is then
         ``"interrupted"`` and writes no record; the next call resumes).
+    tolerant : bool
+        Also record seed 003's normalised-Gaussian tolerant scores (``gauss_*``).
     """
     from ._backend import resolve_device
     from .inference import evaluate
@@ -251,7 +253,8 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     log(f"{spec.model}: predicting and scoring {spec.dataset}/{spec.split} ({len(test)} slices)")
     todo = tuple(m for m in modes if m not in done)
     results = evaluate(method, test, protocol=protocol, modes=todo if cls.context == "2d+prev" else None,
-                       device=str(resolve_device(device)), on_prediction=draw if spec.seed == 0 else None)
+                       device=str(resolve_device(device)), on_prediction=draw if spec.seed == 0 else None,
+                       tolerant=tolerant)
     paths = [done[m] for m in modes if m in done]
     for res in results:
         config = {**spec.identity(res["mode"]), "context": cls.context, "method_config": res["config"],
@@ -272,7 +275,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
              model_args: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
              records_dir: Path = Path("leaderboards/records"), work_root: Path = Path("runs"),
              device: str | None = None, figures_dir: Path | None = None, progress: bool = True,
-             max_epochs: int | None = None, log: Callable[[str], None] = print) -> list[RunOutcome]:
+             max_epochs: int | None = None, tolerant: bool = False,
+             log: Callable[[str], None] = print) -> list[RunOutcome]:
     """Every (model, seed) of one dataset, in order; the dataset is loaded once.
 
     ``protocol`` defaults to the dataset's protocol in the registry.
@@ -296,7 +300,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
             t0 = time.perf_counter()
             outcome = run_one(spec, records_dir=records_dir, work_root=work_root, device=device,
                               figures_dir=figures_dir, cache=cache, progress=progress, max_epochs=max_epochs,
-                              log=log)
+                              tolerant=tolerant, log=log)
             log(f"{name} seed {seed}: {outcome.status} in {time.perf_counter() - t0:.1f} s")
             outcomes.append(outcome)
     return outcomes

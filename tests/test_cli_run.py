@@ -176,3 +176,17 @@ def test_manual_dataset_that_is_not_imported_says_how(work, capsys):
     assert main(["run", "--dataset", "pure_iron", "--model", "classical"]) == 2
     err = capsys.readouterr().err
     assert "pure_iron" in err and "import" in err
+
+
+def test_tolerant_scores_are_recorded_on_request(work):
+    from grainbench.methods import create_model
+    from grainbench.scoring import score
+
+    assert _run("--model", "classical", "--tolerant", "--no-leaderboard") == 0
+    [rec] = _records(work)
+    agg = rec["metrics"]["aggregate"]
+    test = data.load("synthetic", "test")
+    expected = score(create_model("classical").predict(test.image), test.boundary, "wpunet-2019", tolerant=True)
+    for key in ("gauss_precision", "gauss_recall", "gauss_f1"):
+        assert agg[key] == pytest.approx(expected.aggregate[key])
+    assert 0 < agg["gauss_f1"] <= 1

@@ -44,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--records", type=Path, default=Path("leaderboards/records"), help="where records go")
     p.add_argument("--leaderboards", type=Path, default=Path("leaderboards"), help="where tables and figures go")
     p.add_argument("--workdir", type=Path, default=Path("runs"), help="where checkpoints go (default runs/)")
+    p.add_argument("--tolerant", action="store_true",
+                   help="also record seed 003's normalised-Gaussian tolerant precision/recall/F1 (sigma 3 px)")
     p.add_argument("--no-leaderboard", action="store_true", help="only write records")
     p.add_argument("--max-epochs", type=int, help=argparse.SUPPRESS)  # stop early: tests of resuming
     p.set_defaults(func=run)
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         model_args=parse_assignments(args.model_arg, "--model-arg", error=RunError),
         overrides=parse_assignments(args.overrides, "--set", error=RunError),
         records_dir=args.records, work_root=args.workdir,
-        device=device, figures_dir=figures, max_epochs=args.max_epochs,
+        device=device, figures_dir=figures, max_epochs=args.max_epochs, tolerant=args.tolerant,
         log=lambda msg: err_console.print(escape(msg), highlight=False))
     for o in outcomes:
         for path in o.records:
