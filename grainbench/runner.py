@@ -210,6 +210,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
 
         checkpoint_sha = sha256_file(final)
         fit_info = json.loads((work / "fit.json").read_text()) if (work / "fit.json").exists() else {}
+        train_seconds = float(fit_info.get("seconds", 0.0))  # the training that made these weights
         source = "checkpoint"
     elif learns:
         train = cache.get(spec.dataset, TRAIN)
@@ -247,7 +248,8 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         z = overlay_slice
         binary = prepare_prediction(pred.prob[z:z + 1], protocol).cpu().numpy()[0]
         suffix = f"-{pred.mode}" if pred.mode else ""
-        path = figures_dir / _safe(spec.dataset) / f"{_safe(spec.model)}{suffix}-{_safe(spec.preset)}-overlay.png"
+        preset = spec.preset + "".join(f"_{k}={v}" for k, v in sorted(spec.overrides.items()))
+        path = figures_dir / _safe(spec.dataset) / f"{_safe(spec.model)}{suffix}-{_safe(preset)}-overlay.png"
         figures.append(save_png(error_overlay(test.image[z], binary, test.boundary[z], tolerance=2.0), path))
 
     log(f"{spec.model}: predicting and scoring {spec.dataset}/{spec.split} ({len(test)} slices)")
