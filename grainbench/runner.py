@@ -243,14 +243,15 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         if figures_dir is None or test.boundary is None:
             return
         from .figures import error_overlay, save_png
-        from .scoring import prepare_prediction
+        from .scoring import prepare_ground_truth, prepare_prediction
 
         z = overlay_slice
         binary = prepare_prediction(pred.prob[z:z + 1], protocol).cpu().numpy()[0]
+        truth = prepare_ground_truth(test.boundary[z:z + 1], protocol).cpu().numpy()[0]  # thinned traces
         suffix = f"-{pred.mode}" if pred.mode else ""
         preset = spec.preset + "".join(f"_{k}={v}" for k, v in sorted(spec.overrides.items()))
         path = figures_dir / _safe(spec.dataset) / f"{_safe(spec.model)}{suffix}-{_safe(preset)}-overlay.png"
-        figures.append(save_png(error_overlay(test.image[z], binary, test.boundary[z], tolerance=2.0), path))
+        figures.append(save_png(error_overlay(test.image[z], binary, truth, tolerance=2.0), path))
 
     log(f"{spec.model}: predicting and scoring {spec.dataset}/{spec.split} ({len(test)} slices)")
     todo = tuple(m for m in modes if m not in done)
