@@ -45,22 +45,25 @@ def train_throughput(m: TorchMethod, vol: Volume, batch: int, patch: int, steps:
     device = m.device
     net = m.net.train()
     cuda = device.type == "cuda"
+    # as the trainer does: 3D nets take channels_last_3d and 3D patches
+    memory_format = torch.channels_last_3d if m.context == "3d" else torch.channels_last
     if cuda:
-        net.to(memory_format=torch.channels_last)
+        net.to(memory_format=memory_format)
     opt = torch.optim.RMSprop(net.parameters(), lr=1e-4, alpha=0.9, eps=1e-5)
     loss_fn = get_loss("abw")
-    sampler = PatchSampler(vol, patch, context=m.context, depth=m.depth, seed=0)
+    sampler = PatchSampler(vol, patch, context=m.context, depth=m.depth, seed=0,
+                           patch_depth=min(16, vol.shape[0]))
     t = 0.0
     for i in range(steps + 1):  # step 0 warms up
         _sync(device)
         t0 = time.perf_counter()
         x, y = m.batch_to_input(sampler.sample(batch), device)
         if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=memory_format)
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             logits = net(x)
-        loss_fn(logits.float(), y).backward()
+        m.training_loss(logits, y, loss_fn).backward()  # deeply supervised nets sum their side outputs
         opt.step()
         _sync(device)
         if i:
