@@ -1,6 +1,6 @@
 """Helpers shared by the method and tracker registries and their command lines.
 
-Both registries accept ``package.module:Class`` paths, and both command lines
+Both registries are :class:`Registry` instances and accept ``package.module:Class`` paths; both command lines
 take ``KEY=VALUE`` settings and pass keyword arguments only to callables
 that accept them; this module holds that logic once.
 """
@@ -65,3 +65,81 @@ def accepts(fn: Any, name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+class Registry:
+    """Classes found by name: registered in-process, built in, entry points, or ``module:Class`` paths.
+
+    One instance serves methods and one trackers; each names its base class,
+    entry-point group and error type, so both resolve names the same way.
+
+    Parameters
+    ----------
+    kind : str
+        What is registered (``"method"``), for messages.
+    base : type
+        Every resolved class must subclass it.
+    group : str
+        Entry-point group of installed distributions.
+    error : type
+        Raised for names that resolve to nothing usable.
+    builtin : dict, optional
+        Name -> ``module:Class`` path of classes imported on first use.
+    base_name : str, optional
+        How messages name ``base`` (its public path, e.g. ``grainbench.methods.Method``).
+    """
+
+    def __init__(self, kind: str, base: type, group: str, error: type[GrainbenchError],
+                 builtin: dict[str, str] | None = None, base_name: str | None = None) -> None:
+        self.kind, self.base, self.group, self.error = kind, base, group, error
+        self.base_name = base_name or f"{base.__module__}.{base.__name__}"
+        self.builtin = dict(builtin or {})
+        self.classes: dict[str, type] = {}
+
+    def register(self, cls: type | None = None, *, name: str | None = None) -> Any:
+        """Register a subclass of ``base`` under ``name`` (default ``cls.name``); usable as a decorator."""
+
+        def wrap(c: type) -> type:
+            if not (isinstance(c, type) and issubclass(c, self.base)):
+                raise TypeError(f"{c!r} is not a subclass of {self.base_name}")
+            key = name or getattr(c, "name", "")
+            if not key:
+                raise ValueError(f"{c.__name__} has no name; set the class attribute or pass name=")
+            self.classes[key] = c
+            return c
+
+        return wrap(cls) if cls is not None else wrap
+
+    def entry_points(self) -> dict[str, Any]:
+        from importlib.metadata import entry_points
+
+        return {ep.name: ep for ep in entry_points(group=self.group)}
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Known names (registered, built in and entry points) matching a glob ``pattern``."""
+        import fnmatch
+
+        names = set(self.classes) | set(self.builtin) | set(self.entry_points())
+        return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+    def get(self, name: str) -> type:
+        """The class behind a registered name, a built-in, an entry point or a ``module:Class`` path."""
+        if name in self.classes:
+            return self.classes[name]
+        if name in self.builtin:
+            obj = import_object(self.builtin[name], what=self.kind, error=self.error)
+        else:
+            eps = self.entry_points()
+            if name in eps:
+                try:
+                    obj = eps[name].load()
+                except ImportError as exc:
+                    raise self.error(f"{self.kind} {name!r} cannot be loaded: {exc}") from None
+            elif ":" in name or "." in name:
+                obj = import_object(name, what=self.kind, error=self.error)
+            else:
+                known = ", ".join(self.names()) or "none"
+                raise self.error(f"unknown {self.kind} {name!r}; known: {known}; or pass 'package.module:Class'")
+        if not (isinstance(obj, type) and issubclass(obj, self.base)):
+            raise self.error(f"{name!r} resolves to {obj!r}, which is not a {self.base_name} subclass")
+        return obj

@@ -10,18 +10,14 @@ Three sources, in order:
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Callable, TypeVar
 
 from ..errors import GrainbenchError
-from ..plugins import import_object
+from ..plugins import Registry
 from .api import Method
 
 ENTRY_POINT_GROUP = "grainbench.methods"
-
-_REGISTRY: dict[str, type[Method]] = {}
 
 M = TypeVar("M", bound=type)
 
@@ -30,49 +26,22 @@ class MethodError(GrainbenchError, ValueError):
     """A method name that resolves to nothing, or a method that cannot be built here."""
 
 
+REGISTRY = Registry("method", Method, ENTRY_POINT_GROUP, MethodError, base_name="grainbench.methods.Method")
+
+
 def register_model(cls: M | None = None, *, name: str | None = None) -> M | Callable[[M], M]:
     """Register a :class:`Method` subclass under ``name`` (default ``cls.name``); usable as a decorator."""
-
-    def wrap(c: M) -> M:
-        if not (isinstance(c, type) and issubclass(c, Method)):
-            raise TypeError(f"{c!r} is not a subclass of grainbench.methods.Method")
-        key = name or c.name
-        if not key:
-            raise ValueError(f"{c.__name__} has no name; set the class attribute or pass name=")
-        _REGISTRY[key] = c
-        return c
-
-    return wrap(cls) if cls is not None else wrap
-
-
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return REGISTRY.register(cls, name=name)
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Names of the known methods (registered and entry points) matching a glob ``pattern``."""
-    names = set(_REGISTRY) | set(_entry_points())
-    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+    return REGISTRY.names(pattern)
 
 
 def get_model_class(name: str) -> type[Method]:
     """The :class:`Method` subclass behind a registry name, an entry point or a ``module:Class`` path."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    eps = _entry_points()
-    if name in eps:
-        try:
-            obj = eps[name].load()
-        except ImportError as exc:
-            raise MethodError(f"method {name!r} cannot be loaded: {exc}") from None
-    elif ":" in name or "." in name:
-        obj = _import(name)
-    else:
-        known = ", ".join(list_models()) or "none"
-        raise MethodError(f"unknown method {name!r}; known: {known}; or pass 'package.module:Class'")
-    if not (isinstance(obj, type) and issubclass(obj, Method)):
-        raise MethodError(f"{name!r} resolves to {obj!r}, which is not a grainbench.methods.Method subclass")
-    return obj
+    return REGISTRY.get(name)
 
 
 def create_model(name: str, **kwargs: Any) -> Method:
@@ -120,6 +89,3 @@ def model_info(name: str) -> ModelInfo:
     return ModelInfo(name, params, cls.context, cls.reference, tuple(cls.presets), cls.description,
                      available, error)
 
-
-def _import(path: str):
-    return import_object(path, what="method", error=MethodError)

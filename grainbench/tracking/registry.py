@@ -11,13 +11,11 @@ Four sources, in order:
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from ..errors import TrackingError
-from ..plugins import import_object
+from ..plugins import Registry
 from .api import Tracker
 
 ENTRY_POINT_GROUP = "grainbench.trackers"
@@ -30,57 +28,25 @@ BUILTIN: dict[str, str] = {
     "densenet161": "grainbench.tracking.cnn:DenseNet161Tracker",
 }
 
-_REGISTRY: dict[str, type[Tracker]] = {}
+REGISTRY = Registry("tracker", Tracker, ENTRY_POINT_GROUP, TrackingError, BUILTIN,
+                    base_name="grainbench.tracking.Tracker")
 
 T = TypeVar("T", bound=type)
 
 
 def register_tracker(cls: T | None = None, *, name: str | None = None) -> T | Callable[[T], T]:
     """Register a :class:`Tracker` subclass under ``name`` (default ``cls.name``); usable as a decorator."""
-
-    def wrap(c: T) -> T:
-        if not (isinstance(c, type) and issubclass(c, Tracker)):
-            raise TypeError(f"{c!r} is not a subclass of grainbench.tracking.Tracker")
-        key = name or c.name
-        if not key:
-            raise ValueError(f"{c.__name__} has no name; set the class attribute or pass name=")
-        _REGISTRY[key] = c
-        return c
-
-    return wrap(cls) if cls is not None else wrap
-
-
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return REGISTRY.register(cls, name=name)
 
 
 def list_trackers(pattern: str = "*") -> list[str]:
     """Names of the known trackers (registered, built in and entry points) matching a glob ``pattern``."""
-    names = set(_REGISTRY) | set(BUILTIN) | set(_entry_points())
-    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+    return REGISTRY.names(pattern)
 
 
 def get_tracker_class(name: str) -> type[Tracker]:
     """The :class:`Tracker` subclass behind a name, an entry point or a ``module:Class`` path."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if name in BUILTIN:
-        obj = _import(BUILTIN[name])
-    else:
-        eps = _entry_points()
-        if name in eps:
-            try:
-                obj = eps[name].load()
-            except ImportError as exc:
-                raise TrackingError(f"tracker {name!r} cannot be loaded: {exc}") from None
-        elif ":" in name or "." in name:
-            obj = _import(name)
-        else:
-            known = ", ".join(list_trackers()) or "none"
-            raise TrackingError(f"unknown tracker {name!r}; known: {known}; or pass 'package.module:Class'")
-    if not (isinstance(obj, type) and issubclass(obj, Tracker)):
-        raise TrackingError(f"{name!r} resolves to {obj!r}, which is not a grainbench.tracking.Tracker subclass")
-    return obj
+    return REGISTRY.get(name)
 
 
 def create_tracker(name: str, **kwargs: Any) -> Tracker:
@@ -97,6 +63,3 @@ def create_tracker(name: str, **kwargs: Any) -> Tracker:
     except ImportError as exc:  # optional dependency of the tracker itself
         raise TrackingError(f"tracker {name!r} needs a package that is not installed: {exc}") from None
 
-
-def _import(path: str):
-    return import_object(path, what="tracker", error=TrackingError)
