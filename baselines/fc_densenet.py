@@ -33,6 +33,8 @@ from torch import nn
 
 from grainbench.methods import TorchMethod
 
+from ._nets3d import level_strides
+
 REFERENCE = ("Jégou et al. 2017, The One Hundred Layers Tiramisu: Fully convolutional DenseNets "
              "for semantic segmentation")
 
@@ -46,10 +48,6 @@ class Variant:
     growth: int
     first: int = 48
 
-    @property
-    def up(self) -> tuple[int, ...]:
-        return self.down[::-1]
-
 
 VARIANTS: dict[str, Variant] = {
     "56": Variant(down=(4, 4, 4, 4, 4), bottleneck=4, growth=12),
@@ -58,20 +56,27 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-class DenseLayer(nn.Sequential):
-    """BN, ReLU, 3 x 3 conv to ``growth`` maps, dropout."""
-
-    def __init__(self, in_ch: int, growth: int, dropout: float) -> None:
-        super().__init__(nn.BatchNorm2d(in_ch), nn.ReLU(inplace=True),
-                         nn.Conv2d(in_ch, growth, 3, padding=1), nn.Dropout(dropout))
+def _ops(dims: int) -> tuple[type, type, type, type]:
+    if dims == 2:
+        return nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.MaxPool2d
+    if dims == 3:
+        return nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d, nn.MaxPool3d
+    raise ValueError(f"dims must be 2 or 3, got {dims}")
 
 
 class DenseBlock(nn.Module):
-    """``n_layers`` dense layers; returns input + new maps, or the new maps only (up path)."""
+    """``n_layers`` dense layers (BN, ReLU, 3^d conv to ``growth`` maps, dropout).
 
-    def __init__(self, in_ch: int, growth: int, n_layers: int, dropout: float, keep_input: bool) -> None:
+    Returns the input with the new maps, or the new maps only (``keep_input=False``, the up path).
+    """
+
+    def __init__(self, in_ch: int, growth: int, n_layers: int, dropout: float, keep_input: bool, dims: int) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(DenseLayer(in_ch + i * growth, growth, dropout) for i in range(n_layers))
+        conv, _, bn, _ = _ops(dims)
+        self.layers = nn.ModuleList(
+            nn.Sequential(bn(in_ch + i * growth), nn.ReLU(inplace=True),
+                          conv(in_ch + i * growth, growth, 3, padding=1), nn.Dropout(dropout))
+            for i in range(n_layers))
         self.keep_input = keep_input
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,38 +88,32 @@ class DenseBlock(nn.Module):
         return x if self.keep_input else torch.cat(new, 1)
 
 
-class TransitionDown(nn.Sequential):
-    """BN, ReLU, 1 x 1 conv, dropout, 2 x 2 max-pool."""
-
-    def __init__(self, ch: int, dropout: float) -> None:
-        # ceil_mode: odd sizes (H divisible by 16 but not 32) keep their last row; the up path crops.
-        super().__init__(nn.BatchNorm2d(ch), nn.ReLU(inplace=True), nn.Conv2d(ch, ch, 1),
-                         nn.Dropout(dropout), nn.MaxPool2d(2, ceil_mode=True))
-
-
-def center_crop(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
-    """The centre ``size`` (H, W) of a (N, C, H', W') tensor with H' >= H, W' >= W."""
-    dy, dx = (x.shape[2] - size[0]) // 2, (x.shape[3] - size[1]) // 2
-    return x[:, :, dy:dy + size[0], dx:dx + size[1]]
+def _centre_crop(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """The centre ``size`` of the spatial axes of ``x`` (each at least as large)."""
+    idx = tuple(slice((n - s) // 2, (n - s) // 2 + s) for n, s in zip(x.shape[2:], size))
+    return x[(slice(None), slice(None), *idx)]
 
 
 class FCDenseNetNet(nn.Module):
-    """FC-DenseNet mapping (N, C, H, W) to (N, num_classes, H, W) for any H, W.
+    """FC-DenseNet mapping (N, C, H, W) to (N, num_classes, H, W) for any sizes (3D with ``dims=3``).
 
     Parameters
     ----------
     in_channels, num_classes : int
     variant : {"103", "67", "56"}
-        Block sizes and growth rate of the paper's variants.
     width : int, optional
-        Filters of the first convolution (48 in the paper); the growth rate
-        scales with it (``growth * width / 48``, at least 1). None: 48.
+        Filters of the first convolution (None: 48, the paper's); the growth
+        rate is ``growth * width / 48`` rounded, at least 1.
     dropout : float
-        Dropout rate of every dense layer and transition (0.2 in the paper).
+        Dropout of dense layers and transitions (0.2 in the paper).
+    z_pools : int, optional
+        Levels whose pooling also halves z (None: all five); the others pool (1, 2, 2).
+    dims : {2, 3}
+        The 2D original, or every operation swapped for its 3D counterpart (seed 004).
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 2, variant: str = "103", width: int | None = None,
-                 dropout: float = 0.2) -> None:
+                 dropout: float = 0.2, z_pools: int | None = None, dims: int = 2) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown FC-DenseNet variant {variant!r}; known: {', '.join(VARIANTS)}")
@@ -123,24 +122,29 @@ class FCDenseNetNet(nn.Module):
         if first < 1:
             raise ValueError(f"width must be a positive integer, got {first}")
         k = max(1, round(v.growth * first / v.first))
-        self.first = nn.Conv2d(in_channels, first, 3, padding=1)
-        ch = first
-        self.down_blocks, self.trans_down, skip_ch = nn.ModuleList(), nn.ModuleList(), []
-        for n in v.down:
-            self.down_blocks.append(DenseBlock(ch, k, n, dropout, keep_input=True))
+        conv, conv_t, bn, pool = _ops(dims)
+        strides = level_strides(len(v.down), z_pools)
+        if dims == 2:
+            strides = [s[1:] for s in strides]
+        self.first = conv(in_channels, first, 3, padding=1)
+        ch, skip_ch = first, []
+        self.down_blocks, self.trans_down = nn.ModuleList(), nn.ModuleList()
+        for n, s in zip(v.down, strides):
+            self.down_blocks.append(DenseBlock(ch, k, n, dropout, True, dims))
             ch += k * n
             skip_ch.append(ch)
-            self.trans_down.append(TransitionDown(ch, dropout))
-        self.bottleneck = DenseBlock(ch, k, v.bottleneck, dropout, keep_input=False)
+            self.trans_down.append(nn.Sequential(bn(ch), nn.ReLU(inplace=True), conv(ch, ch, 1), nn.Dropout(dropout),
+                                                 pool(s, ceil_mode=True)))
+        self.bottleneck = DenseBlock(ch, k, v.bottleneck, dropout, False, dims)
         prev = k * v.bottleneck  # only the maps the bottleneck created go up
         self.trans_up, self.up_blocks = nn.ModuleList(), nn.ModuleList()
-        for i, n in enumerate(v.up):
-            # 3 x 3, stride 2, no padding: 2h + 1 rows, centre-cropped to the skip in forward().
-            self.trans_up.append(nn.ConvTranspose2d(prev, prev, 3, stride=2))
-            last = i == len(v.up) - 1
-            self.up_blocks.append(DenseBlock(prev + skip_ch[-1 - i], k, n, dropout, keep_input=last))
+        for i, n in enumerate(v.down[::-1]):
+            # 3^d kernel, no padding: 2h + 1 (h + 2 where z is not pooled), centre-cropped to the skip
+            self.trans_up.append(conv_t(prev, prev, 3, stride=strides[-1 - i]))
+            last = i == len(v.down) - 1
+            self.up_blocks.append(DenseBlock(prev + skip_ch[-1 - i], k, n, dropout, last, dims))
             prev = prev + skip_ch[-1 - i] + k * n if last else k * n
-        self.classifier = nn.Conv2d(prev, num_classes, 1)
+        self.classifier = conv(prev, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.first(x)
@@ -152,7 +156,7 @@ class FCDenseNetNet(nn.Module):
         x = self.bottleneck(x)
         for up, block in zip(self.trans_up, self.up_blocks):
             skip = skips.pop()
-            x = block(torch.cat([center_crop(up(x), skip.shape[2:]), skip], 1))
+            x = block(torch.cat([_centre_crop(up(x), tuple(skip.shape[2:])), skip], 1))
         return self.classifier(x)
 
 

@@ -34,13 +34,11 @@ convolution, the growth rate scaling with it.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from grainbench.methods import TorchMethod
 
-from ._nets3d import level_strides
-from .fc_densenet import VARIANTS, Variant  # noqa: F401  (one table of Jégou's variants)
+from .fc_densenet import VARIANTS, FCDenseNetNet
 
 REFERENCE = ("James et al. 2022, 3D convolutional neural networks for dendrite segmentation (seed 004): "
              "3D FC-DenseNet after Jégou et al. 2017, The One Hundred Layers Tiramisu")
@@ -50,108 +48,12 @@ REFERENCE = ("James et al. 2022, 3D convolutional neural networks for dendrite s
 JEGOU_PARAMETERS_M = {"56": 1.5, "67": 3.5, "103": 9.4}
 
 
-def _ops(dims: int) -> tuple[type, type, type, type]:
-    if dims == 2:
-        return nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.MaxPool2d
-    if dims == 3:
-        return nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d, nn.MaxPool3d
-    raise ValueError(f"dims must be 2 or 3, got {dims}")
-
-
-class DenseBlock(nn.Module):
-    """``n_layers`` dense layers (BN, ReLU, 3^d conv to ``growth`` maps, dropout).
-
-    Returns the input with the new maps, or the new maps only (``keep_input=False``, the up path).
-    """
-
-    def __init__(self, in_ch: int, growth: int, n_layers: int, dropout: float, keep_input: bool, dims: int) -> None:
-        super().__init__()
-        conv, _, bn, _ = _ops(dims)
-        self.layers = nn.ModuleList(
-            nn.Sequential(bn(in_ch + i * growth), nn.ReLU(inplace=True),
-                          conv(in_ch + i * growth, growth, 3, padding=1), nn.Dropout(dropout))
-            for i in range(n_layers))
-        self.keep_input = keep_input
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        new = []
-        for layer in self.layers:
-            out = layer(x)
-            new.append(out)
-            x = torch.cat([x, out], 1)
-        return x if self.keep_input else torch.cat(new, 1)
-
-
-def _centre_crop(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """The centre ``size`` of the spatial axes of ``x`` (each at least as large)."""
-    idx = tuple(slice((n - s) // 2, (n - s) // 2 + s) for n, s in zip(x.shape[2:], size))
-    return x[(slice(None), slice(None), *idx)]
-
-
-class FCDenseNet3DNet(nn.Module):
-    """FC-DenseNet mapping (N, C, D, H, W) to (N, num_classes, D, H, W) for any sizes (or 2D with ``dims=2``).
-
-    Parameters
-    ----------
-    in_channels, num_classes : int
-    variant : {"103", "67", "56"}
-    width : int, optional
-        Filters of the first convolution (None: 48, the paper's); the growth
-        rate is ``growth * width / 48`` rounded, at least 1.
-    dropout : float
-        Dropout of dense layers and transitions (0.2 in the paper).
-    z_pools : int, optional
-        Levels whose pooling also halves z (None: all five); the others pool (1, 2, 2).
-    dims : {3, 2}
-        3D network, or the 2D original (used to check the layout against the paper).
-    """
+class FCDenseNet3DNet(FCDenseNetNet):
+    """:class:`~baselines.fc_densenet.FCDenseNetNet` with 3D operations by default (``dims=2`` builds the 2D one)."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 2, variant: str = "103", width: int | None = None,
                  dropout: float = 0.2, z_pools: int | None = None, dims: int = 3) -> None:
-        super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown FC-DenseNet variant {variant!r}; known: {', '.join(VARIANTS)}")
-        v = VARIANTS[variant]
-        first = v.first if width is None else width
-        if first < 1:
-            raise ValueError(f"width must be a positive integer, got {first}")
-        k = max(1, round(v.growth * first / v.first))
-        conv, conv_t, bn, pool = _ops(dims)
-        strides = level_strides(len(v.down), z_pools)
-        if dims == 2:
-            strides = [s[1:] for s in strides]
-        self.first = conv(in_channels, first, 3, padding=1)
-        ch, skip_ch = first, []
-        self.down_blocks, self.trans_down = nn.ModuleList(), nn.ModuleList()
-        for n, s in zip(v.down, strides):
-            self.down_blocks.append(DenseBlock(ch, k, n, dropout, True, dims))
-            ch += k * n
-            skip_ch.append(ch)
-            self.trans_down.append(nn.Sequential(bn(ch), nn.ReLU(inplace=True), conv(ch, ch, 1), nn.Dropout(dropout),
-                                                 pool(s, ceil_mode=True)))
-        self.bottleneck = DenseBlock(ch, k, v.bottleneck, dropout, False, dims)
-        prev = k * v.bottleneck  # only the maps the bottleneck created go up
-        self.trans_up, self.up_blocks = nn.ModuleList(), nn.ModuleList()
-        for i, n in enumerate(v.down[::-1]):
-            # 3^d kernel, no padding: 2h + 1 (h + 2 where z is not pooled), centre-cropped to the skip
-            self.trans_up.append(conv_t(prev, prev, 3, stride=strides[-1 - i]))
-            last = i == len(v.down) - 1
-            self.up_blocks.append(DenseBlock(prev + skip_ch[-1 - i], k, n, dropout, last, dims))
-            prev = prev + skip_ch[-1 - i] + k * n if last else k * n
-        self.classifier = conv(prev, num_classes, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.first(x)
-        skips = []
-        for block, down in zip(self.down_blocks, self.trans_down):
-            x = block(x)
-            skips.append(x)
-            x = down(x)
-        x = self.bottleneck(x)
-        for up, block in zip(self.trans_up, self.up_blocks):
-            skip = skips.pop()
-            x = block(torch.cat([_centre_crop(up(x), tuple(skip.shape[2:])), skip], 1))
-        return self.classifier(x)
+        super().__init__(in_channels, num_classes, variant, width, dropout, z_pools=z_pools, dims=dims)
 
 
 class FCDenseNet3D(TorchMethod):
