@@ -73,29 +73,7 @@ def tile_predict(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, *, t
     x = np.asarray(x, np.float32)
     if x.ndim != 4:
         raise ValueError(f"tile_predict expects (N, C, H, W) inputs, got shape {x.shape}")
-    step = tile - 2 * margin
-    if step <= 0 or margin < 0:
-        raise ValueError(f"tile {tile} with margin {margin} leaves no centre to keep")
-    dev = resolve_device(device)
-    n, c, h, w = x.shape
-    ny, pad_y = _pad_geometry(h, tile, margin)
-    nx, pad_x = _pad_geometry(w, tile, margin)
-    padded = np.pad(x, ((0, 0), (0, 0), (margin, margin + pad_y), (margin, margin + pad_x)), mode="reflect")
-    out = np.empty((n, ny * step, nx * step), np.float32)
-    coords = [(i, ty, tx) for i in range(n) for ty in range(ny) for tx in range(nx)]
-    cuda = dev.type == "cuda"
-    for b in range(0, len(coords), batch_size):
-        chunk = coords[b:b + batch_size]
-        tiles = np.stack([padded[i, :, ty * step:ty * step + tile, tx * step:tx * step + tile] for i, ty, tx in chunk])
-        t = torch.from_numpy(tiles).to(dev)
-        if cuda:
-            t = t.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            prob = fn(t)
-        prob = prob.float().cpu().numpy()
-        for (i, ty, tx), p in zip(chunk, prob):
-            out[i, ty * step:(ty + 1) * step, tx * step:(tx + 1) * step] = p[margin:margin + step, margin:margin + step]
-    return np.ascontiguousarray(out[:, :h, :w])
+    return _tile_predict(fn, x, (tile, tile), (margin, margin), batch_size, device)
 
 
 @torch.no_grad()
@@ -132,31 +110,39 @@ def tile_predict_3d(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, *
     x = np.asarray(x, np.float32)
     if x.ndim != 4:
         raise ValueError(f"tile_predict_3d expects a (C, Z, H, W) input, got shape {x.shape}")
-    sizes, margins = (tile_depth, tile, tile), (margin_depth, margin, margin)
+    return _tile_predict(fn, x[None], (tile_depth, tile, tile), (margin_depth, margin, margin), batch_size,
+                         device)[0]
+
+
+def _tile_predict(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, sizes: tuple[int, ...],
+                  margins: tuple[int, ...], batch_size: int, device: str | torch.device | None) -> np.ndarray:
+    """Tile the spatial axes of ``x`` (N, C, *spatial) and stitch the tile centres into (N, *spatial)."""
     steps = [t - 2 * m for t, m in zip(sizes, margins)]
     if min(steps) <= 0 or min(margins) < 0:
         raise ValueError(f"tiles {sizes} with margins {margins} leave no centre to keep")
     dev = resolve_device(device)
-    shape = x.shape[1:]
+    shape = x.shape[2:]
     geometry = [_pad_geometry(n, t, m) for n, t, m in zip(shape, sizes, margins)]
-    padded = np.pad(x, [(0, 0)] + [(m, m + extra) for m, (_, extra) in zip(margins, geometry)], mode="reflect")
-    out = np.empty([n * s for (n, _), s in zip(geometry, steps)], np.float32)
-    coords = list(itertools.product(*[range(n) for n, _ in geometry]))
+    padded = np.pad(x, [(0, 0), (0, 0)] + [(m, m + extra) for m, (_, extra) in zip(margins, geometry)],
+                    mode="reflect")
+    out = np.empty([x.shape[0]] + [n * s for (n, _), s in zip(geometry, steps)], np.float32)
+    coords = list(itertools.product(range(x.shape[0]), *[range(n) for n, _ in geometry]))
     centre = tuple(slice(m, m + s) for m, s in zip(margins, steps))
     cuda = dev.type == "cuda"
+    memory_format = torch.channels_last_3d if len(sizes) == 3 else torch.channels_last
     for b in range(0, len(coords), batch_size):
         chunk = coords[b:b + batch_size]
-        tiles = np.stack([padded[(slice(None), *(slice(i * s, i * s + t) for i, s, t in zip(idx, steps, sizes)))]
-                          for idx in chunk])
+        tiles = np.stack([padded[(i, slice(None), *(slice(k * s, k * s + t) for k, s, t in zip(idx, steps, sizes)))]
+                          for i, *idx in chunk])
         t = torch.from_numpy(tiles).to(dev)
         if cuda:
-            t = t.contiguous(memory_format=torch.channels_last_3d)
+            t = t.contiguous(memory_format=memory_format)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             prob = fn(t)
         prob = prob.float().cpu().numpy()
-        for idx, p in zip(chunk, prob):
-            out[tuple(slice(i * s, (i + 1) * s) for i, s in zip(idx, steps))] = p[centre]
-    return np.ascontiguousarray(out[:shape[0], :shape[1], :shape[2]])
+        for (i, *idx), p in zip(chunk, prob):
+            out[(i, *(slice(k * s, (k + 1) * s) for k, s in zip(idx, steps)))] = p[centre]
+    return np.ascontiguousarray(out[(slice(None), *(slice(0, n) for n in shape))])
 
 
 @dataclass
