@@ -14,7 +14,7 @@ import copy
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -45,16 +45,20 @@ def _val_batches(volume: Volume, preset: Preset, context: str, depth: int) -> li
     p = min(preset.patch_size, h, w)
     p -= p % 16  # networks halve the size four times
     if context == "3d":
-        return _val_batches_3d(image, boundary, preset, p)
+        d = min(preset.patch_depth, z)  # short validation splits give shallower crops
+        cells = [(k, y, x) for k in range(0, z - d + 1, d) for y in range(0, h - p + 1, p)
+                 for x in range(0, w - p + 1, p)]
+
+        def crop(chunk: list[tuple[int, int, int]]) -> Batch:
+            return Batch(np.stack([image[k:k + d, y:y + p, x:x + p][None] for k, y, x in chunk]),
+                         np.stack([boundary[k:k + d, y:y + p, x:x + p] for k, y, x in chunk]), None)
+
+        return _grid_batches(cells, preset, crop)
+
     first = 1 if context == "2d+prev" else 0
     cells = [(k, y, x) for k in range(first, z) for y in range(0, h - p + 1, p) for x in range(0, w - p + 1, p)]
-    if not cells:
-        return []
-    take = np.linspace(0, len(cells) - 1, min(preset.val_patches, len(cells))).round().astype(int)
-    cells = [cells[i] for i in sorted(set(take))]
-    out = []
-    for i in range(0, len(cells), preset.batch_size):
-        chunk = cells[i:i + preset.batch_size]
+
+    def crop(chunk: list[tuple[int, int, int]]) -> Batch:
         if context == "2.5d":
             img = np.stack([image[np.clip(np.arange(k - depth, k + depth + 1), 0, z - 1), y:y + p, x:x + p]
                             for k, y, x in chunk])
@@ -63,26 +67,19 @@ def _val_batches(volume: Volume, preset: Preset, context: str, depth: int) -> li
         bnd = np.stack([boundary[k, y:y + p, x:x + p] for k, y, x in chunk])
         prev = (np.stack([boundary[k - 1, y:y + p, x:x + p] for k, y, x in chunk])
                 if context == "2d+prev" else None)
-        out.append(Batch(img, bnd, prev))
-    return out
+        return Batch(img, bnd, prev)
+
+    return _grid_batches(cells, preset, crop)
 
 
-def _val_batches_3d(image: np.ndarray, boundary: np.ndarray, preset: Preset, p: int) -> list[Batch]:
-    """Non-overlapping (d, p, p) validation sub-volumes, d = min(patch_depth, Z), at most ``val_patches``."""
-    z, h, w = image.shape
-    d = min(preset.patch_depth, z)  # short validation splits give shallower crops
-    cells = [(k, y, x) for k in range(0, z - d + 1, d) for y in range(0, h - p + 1, p) for x in range(0, w - p + 1, p)]
+def _grid_batches(cells: list[tuple[int, int, int]], preset: Preset,
+                  crop: Callable[[list[tuple[int, int, int]]], Batch]) -> list[Batch]:
+    """At most ``preset.val_patches`` cells spread evenly over ``cells``, cropped in batches."""
     if not cells:
         return []
     take = np.linspace(0, len(cells) - 1, min(preset.val_patches, len(cells))).round().astype(int)
     cells = [cells[i] for i in sorted(set(take))]
-    out = []
-    for i in range(0, len(cells), preset.batch_size):
-        chunk = cells[i:i + preset.batch_size]
-        img = np.stack([image[k:k + d, y:y + p, x:x + p][None] for k, y, x in chunk])
-        bnd = np.stack([boundary[k:k + d, y:y + p, x:x + p] for k, y, x in chunk])
-        out.append(Batch(img, bnd, None))
-    return out
+    return [crop(cells[i:i + preset.batch_size]) for i in range(0, len(cells), preset.batch_size)]
 
 
 def _make_optimizer(params, preset: Preset) -> torch.optim.Optimizer:
