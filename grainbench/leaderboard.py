@@ -31,8 +31,34 @@ def reported_results(dataset: str | None = None) -> pd.DataFrame:
     return table if dataset is None else table[table["dataset"] == dataset].reset_index(drop=True)
 
 
-def _assignments(values: dict | None) -> str:
+def assignments(values: dict | None) -> str:
+    """``{"width": 8, "loss": "cbw"}`` -> ``"loss=cbw, width=8"``: how labels show changed settings."""
     return ", ".join(f"{k}={v}" for k, v in sorted((values or {}).items()))
+
+
+def newest(runs: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Only the newest row (by ``created``) of each ``key``, in the original order, without ``created``."""
+    latest = runs.sort_values("created", kind="stable").drop_duplicates(key, keep="last")
+    return latest.sort_index().drop(columns="created")
+
+
+def mean_and_spread(runs: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:
+    """Per group of ``by``: the mean of ``columns``, their sample std (``<c>_std``), ``seeds`` and ``records``."""
+    grouped = runs.groupby(by, sort=False)
+    out = grouped[columns].mean()
+    std = grouped[columns].std(ddof=1).fillna(0.0)
+    for c in columns:
+        out[f"{c}_std"] = std[c]
+    out["seeds"] = grouped.size()
+    out["records"] = grouped["record"].apply(list)
+    return out.reset_index()
+
+
+def format_cell(mean: float, std: float, seeds: int, digits: int = 4) -> str:
+    """``mean`` alone for one seed, ``mean ± std`` for several, ``-`` for a missing value."""
+    if pd.isna(mean):
+        return "-"
+    return f"{mean:.{digits}f}" if seeds < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
@@ -48,10 +74,10 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
         cfg = rec["config"]
         model = cfg["model"] if rec["kind"] == "run" else f"{cfg['model']} (submitted)"
         if cfg.get("model_args"):
-            model += f" ({_assignments(cfg['model_args'])})"
+            model += f" ({assignments(cfg['model_args'])})"
         preset = cfg.get("preset") or ("submission" if rec["kind"] == "submission" else "-")
         if cfg.get("preset_overrides"):
-            preset += f" [{_assignments(cfg['preset_overrides'])}]"
+            preset += f" [{assignments(cfg['preset_overrides'])}]"
         rows.append({
             "dataset": cfg["dataset"],
             "protocol": f"{rec['protocol'].get('name')}@{rec['protocol'].get('version')}",
@@ -69,8 +95,7 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
         return runs
     key = ["dataset", "protocol", "preset", "model", "mode", "seed"]
     reruns = runs["seed"].notna()  # submissions have no seed: each one is its own entry
-    latest = runs[reruns].sort_values("created", kind="stable").drop_duplicates(key, keep="last")
-    return pd.concat([latest, runs[~reruns]]).sort_index().drop(columns="created")
+    return pd.concat([newest(runs[reruns], key), runs[~reruns].drop(columns="created")]).sort_index()
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
@@ -78,19 +103,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     task = runs["task"].iloc[0]
     metric, ascending = PRIMARY.get(task, PRIMARY["boundary"])
     columns = [c for c in (COLUMNS_PHASE if task == "phase" else COLUMNS_BOUNDARY) if c in runs]
-    grouped = runs.groupby(["model", "mode"], sort=False)
-    out = grouped[columns].mean()
-    std = grouped[columns].std(ddof=1).fillna(0.0)
-    for c in columns:
-        out[f"{c}_std"] = std[c]
-    out["seeds"] = grouped.size()
-    out["records"] = grouped["record"].apply(list)
-    out = out.reset_index()
+    out = mean_and_spread(runs, ["model", "mode"], columns)
     return out.sort_values(metric, ascending=ascending, kind="stable").reset_index(drop=True)
-
-
-def _fmt(mean: float, std: float, seeds: int) -> str:
-    return f"{mean:.4f}" if seeds < 2 else f"{mean:.4f} ± {std:.4f}"
 
 
 def split_merge_figures(dataset: str, runs: pd.DataFrame, records: dict[str, dict], out_dir: Path
@@ -140,7 +154,7 @@ def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, ou
         for i, row in table.iterrows():
             links = ", ".join(f"[{k + 1}]({Path(os.path.relpath(p, out_dir)).as_posix()})"
                               for k, p in enumerate(row["records"]))
-            cells = [_fmt(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
+            cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
             lines.append(f"| {i + 1} | {row['model']} | {row['mode']} | {row['seeds']} | " + " | ".join(cells)
                          + f" | {links} |")
         lines.append("")

@@ -8,7 +8,12 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from ..leaderboard import COLUMNS_BOUNDARY, COLUMNS_PHASE, build_leaderboards
+from ..leaderboard import (
+    COLUMNS_BOUNDARY,
+    COLUMNS_PHASE,
+    build_leaderboards,
+    format_cell,
+)
 from ..plugins import parse_assignments
 from ..runner import RunError, run_many, summary_table
 from ._console import console, err_console
@@ -92,6 +97,6 @@ def _print_summary(table, title: str) -> None:
     for c in ("#", "method", "mode", "seeds", *cols):
         out.add_column(c, justify="left" if c in ("method", "mode") else "right")
     for i, row in table.iterrows():
-        cells = [f"{row[c]:.4f}" if row["seeds"] < 2 else f"{row[c]:.4f} ± {row[f'{c}_std']:.4f}" for c in cols]
+        cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
         out.add_row(str(i + 1), escape(row["model"]), row["mode"], str(row["seeds"]), *cells)
     console.print(out)

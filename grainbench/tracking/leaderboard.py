@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write
+from ..leaderboard import assignments, format_cell, mean_and_spread, newest
 from ..records import load_records
 from .scoring import TRACKING_PROTOCOL
 
@@ -51,9 +52,8 @@ def reported_tracking(dataset: str | None = None) -> pd.DataFrame:
 
 
 def _label(cfg: dict) -> str:
-    args = cfg.get("model_args") or {}
-    name = str(cfg["model"])
-    return name + (f" ({', '.join(f'{k}={v}' for k, v in sorted(args.items()))})" if args else "")
+    args = cfg.get("model_args")
+    return str(cfg["model"]) + (f" ({assignments(args)})" if args else "")
 
 
 def collect_tracking(records_dir: str | os.PathLike, dataset: str) -> tuple[pd.DataFrame, list[str]]:
@@ -77,28 +77,15 @@ def collect_tracking(records_dir: str | os.PathLike, dataset: str) -> tuple[pd.D
     if runs.empty:
         return runs, bad
     key = ["dataset", "split", "protocol", "tracker", "boundaries", "seed"]
-    runs = runs.sort_values("created", kind="stable").drop_duplicates(key, keep="last")
-    return runs.sort_index().drop(columns="created").reset_index(drop=True), bad
+    return newest(runs, key).reset_index(drop=True), bad
 
 
 def summarise_tracking(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over seeds per (tracker, boundaries); lowest VI first."""
-    cols = [*METRICS, "duration_s"]
-    grouped = runs.groupby(["tracker", "boundaries"], sort=False)
-    out = grouped[cols].mean()
-    std = grouped[cols].std(ddof=1).fillna(0.0)
-    for c in cols:
-        out[f"{c}_std"] = std[c]
-    out["seeds"] = grouped.size()
-    out["device"] = grouped["device"].agg(lambda d: ", ".join(sorted(set(d))))
-    out["records"] = grouped["record"].apply(list)
-    return out.reset_index().sort_values("vi", kind="stable").reset_index(drop=True)
-
-
-def _fmt(mean: float, std: float, seeds: int, digits: int = 4) -> str:
-    if pd.isna(mean):
-        return "-"
-    return f"{mean:.{digits}f}" if seeds < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    out = mean_and_spread(runs, ["tracker", "boundaries"], [*METRICS, "duration_s"])
+    devices = runs.groupby(["tracker", "boundaries"], sort=False)["device"].agg(lambda d: ", ".join(sorted(set(d))))
+    out["device"] = devices.to_numpy()
+    return out.sort_values("vi", kind="stable").reset_index(drop=True)
 
 
 def render_tracking_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
@@ -120,8 +107,8 @@ def render_tracking_markdown(dataset: str, runs: pd.DataFrame, reported: pd.Data
         for i, row in table.iterrows():
             links = ", ".join(f"[{k + 1}]({Path(os.path.relpath(p, out_dir)).as_posix()})"
                               for k, p in enumerate(row["records"]))
-            cells = [_fmt(row[c], row[f"{c}_std"], row["seeds"]) for c in METRICS]
-            cells.append(_fmt(row["duration_s"], row["duration_s_std"], row["seeds"], 2))
+            cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in METRICS]
+            cells.append(format_cell(row["duration_s"], row["duration_s_std"], row["seeds"], 2))
             lines.append(f"| {i + 1} | {row['tracker']} | {row['boundaries']} | {row['seeds']} | "
                          + " | ".join(cells) + f" | {row['device']} | {links} |")
         lines.append("")
