@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 from . import data
 from .data.volume import Volume
 from .errors import GrainbenchError
+from .io import atomic_write, safe_name, sha256_file
 from .methods import create_model
 from .methods.registry import get_model_class
 from .plugins import accepts
@@ -86,7 +86,7 @@ class RunSpec:
         if self.model_args or self.overrides:
             blob = json.dumps([self.model_args, self.overrides], sort_keys=True, default=str)
             tag += "-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
-        return root / _safe(self.dataset) / _safe(self.model) / f"{tag}-seed{self.seed}"
+        return root / safe_name(self.dataset) / safe_name(self.model) / f"{tag}-seed{self.seed}"
 
 
 @dataclass
@@ -98,10 +98,6 @@ class RunOutcome:
     records: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     fit_source: str = ""  # "trained", "resumed", "checkpoint", "none"
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 def modes_for(context: str, modes: tuple[str, ...] | None) -> tuple[str | None, ...]:
@@ -117,13 +113,15 @@ def modes_for(context: str, modes: tuple[str, ...] | None) -> tuple[str | None, 
     return chosen
 
 
-def completed_records(spec: RunSpec, records_dir: Path, context: str) -> dict[str | None, Path]:
-    """Existing run records of ``spec`` by mode (the newest when there are several)."""
+def existing_records(records_dir: Path, dataset: str) -> list[tuple[Path, dict]]:
+    """The readable records under ``records_dir / dataset`` (unreadable ones are the leaderboard's to report)."""
+    folder = records_dir / dataset
+    return load_records(folder)[0] if folder.exists() else []
+
+
+def completed_records(spec: RunSpec, records: list[tuple[Path, dict]], context: str) -> dict[str | None, Path]:
+    """Records of ``spec`` among ``records``, by mode (the newest when there are several)."""
     found: dict[str | None, tuple[str, Path]] = {}
-    folder = records_dir / spec.dataset
-    if not folder.exists():
-        return {}
-    records, _ = load_records(folder)
     wanted = {m: spec.identity(m) for m in modes_for(context, spec.modes)}
     for path, rec in records:
         if rec.get("kind") != "run":
@@ -155,7 +153,8 @@ class DataCache:
 
 def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | None = None,
             figures_dir: Path | None = None, cache: DataCache | None = None, progress: bool = True,
-            max_epochs: int | None = None, tolerant: bool = False, log: Callable[[str], None] = print) -> RunOutcome:
+            max_epochs: int | None = None, tolerant: bool = False, log: Callable[[str], None] = print,
+            existing: list[tuple[Path, dict]] | None = None) -> RunOutcome:
     """Run (or resume, or skip) one :class:`RunSpec`; returns its :class:`RunOutcome`.
 
     Parameters
@@ -173,6 +172,9 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         ``"interrupted"`` and writes no record; the next call resumes).
     tolerant : bool
         Also record seed 003's normalised-Gaussian tolerant scores (``gauss_*``).
+    existing : list, optional
+        The dataset's records already read (:func:`existing_records`); the
+        records this run writes are appended to it. Default: read the folder.
     """
     from ._backend import resolve_device
     from .inference import evaluate
@@ -180,7 +182,9 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     cache = cache or DataCache()
     protocol = get_protocol(spec.protocol)
     cls = get_model_class(spec.model)
-    done = completed_records(spec, records_dir, cls.context)
+    if existing is None:
+        existing = existing_records(records_dir, spec.dataset)
+    done = completed_records(spec, existing, cls.context)
     modes = modes_for(cls.context, spec.modes)
     if all(m in done for m in modes):
         return RunOutcome(spec, "skipped", [done[m] for m in modes], fit_source="none")
@@ -206,8 +210,6 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     if learns and final.exists() and hasattr(method, "load"):
         log(f"{spec.model}: loading trained weights {final}")
         method.load(final)
-        from .io import sha256_file
-
         checkpoint_sha = sha256_file(final)
         fit_info = json.loads((work / "fit.json").read_text()) if (work / "fit.json").exists() else {}
         train_seconds = float(fit_info.get("seconds", 0.0))  # the training that made these weights
@@ -231,8 +233,6 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         train_seconds = fit.seconds
         if hasattr(method, "save"):
             checkpoint_sha = method.save(final)
-            from .io import atomic_write
-
             with atomic_write(work / "fit.json", "w") as fh:
                 json.dump(fit_info, fh, indent=1, default=str)
 
@@ -250,7 +250,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         truth = prepare_ground_truth(test.boundary[z:z + 1], protocol).cpu().numpy()[0]  # thinned traces
         suffix = f"-{pred.mode}" if pred.mode else ""
         preset = spec.preset + "".join(f"_{k}={v}" for k, v in sorted(spec.overrides.items()))
-        path = figures_dir / _safe(spec.dataset) / f"{_safe(spec.model)}{suffix}-{_safe(preset)}-overlay.png"
+        path = figures_dir / safe_name(spec.dataset) / f"{safe_name(spec.model)}{suffix}-{safe_name(preset)}-overlay.png"
         figures.append(save_png(error_overlay(test.image[z], binary, truth, tolerance=2.0), path))
 
     log(f"{spec.model}: predicting and scoring {spec.dataset}/{spec.split} ({len(test)} slices)")
@@ -270,6 +270,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
             dataset_hashes=data.dataset_hashes(spec.dataset), checkpoint_sha256=checkpoint_sha,
             device=str(resolve_device(device)), extra={"fit": fit_info, "parameters": method.num_parameters()})
         paths.append(write_record(record, records_dir / spec.dataset))
+        existing.append((paths[-1], record))
     return RunOutcome(spec, "done", paths, figures, source)
 
 
@@ -289,6 +290,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     for name in models:
         get_model_class(name)  # fail on a typo before any training starts
     cache = DataCache()
+    existing = existing_records(records_dir, dataset)  # read once; each run adds what it writes
     outcomes = []
     for name in models:
         cls = get_model_class(name)
@@ -303,7 +305,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
             t0 = time.perf_counter()
             outcome = run_one(spec, records_dir=records_dir, work_root=work_root, device=device,
                               figures_dir=figures_dir, cache=cache, progress=progress, max_epochs=max_epochs,
-                              tolerant=tolerant, log=log)
+                              tolerant=tolerant, log=log, existing=existing)
             log(f"{name} seed {seed}: {outcome.status} in {time.perf_counter() - t0:.1f} s")
             outcomes.append(outcome)
     return outcomes

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,9 @@ import numpy as np
 from rich.table import Table
 
 from ..errors import TrackingError
+from ..io import safe_name
 from ..plugins import accepts, parse_assignments
+from ..runner import RunSpec
 from ._console import console, err_console
 
 
@@ -57,10 +58,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
 # --------------------------------------------------------------------------- boundary sources
 
 def boundaries_from_file(path: Path, shape: tuple[int, int, int], protocol: Any, key: str | None) -> np.ndarray:
@@ -92,7 +89,7 @@ def boundaries_from_method(name: str, dataset: str, volume: Any, protocol: Any, 
     method = create_model(name)
     weights = None
     if cls.presets:  # a learned method: reuse the weights `grainbench run` left behind
-        weights = work_root / _safe(dataset) / _safe(name) / f"{preset}-seed{seed}" / "model.pt"
+        weights = RunSpec(model=name, dataset=dataset, preset=preset, seed=seed).work_dir(work_root) / "model.pt"
         if not weights.is_file() or not hasattr(method, "load"):
             raise TrackingError(f"--boundaries {name!r}: no trained weights at {weights}; train the method on "
                                 f"{dataset} first (grainbench run) or pass its predictions with --boundaries-file")
@@ -122,7 +119,7 @@ def prepare_tracker(args: argparse.Namespace, tracker_args: dict[str, Any], log:
     tag = "default"
     if tracker_args:
         tag = hashlib.sha256(json.dumps(tracker_args, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    work = args.workdir / "tracking" / _safe(args.dataset) / _safe(args.tracker) / f"{tag}-seed{args.seed}"
+    work = args.workdir / "tracking" / safe_name(args.dataset) / safe_name(args.tracker) / f"{tag}-seed{args.seed}"
     weights = args.checkpoint or work / "model.pt"
     if args.checkpoint is not None or (weights.is_file() and not args.retrain):
         log(f"{args.tracker}: loading weights {weights}")
@@ -237,8 +234,8 @@ def run(args: argparse.Namespace) -> int:
         for p in build_tracking_leaderboard(args.records, args.leaderboards, args.dataset):
             console.print(f"leaderboard: {p}")
     if not args.no_figure:
-        figure = args.figure or (args.leaderboards / "figures" / _safe(args.dataset)
-                                 / f"tracking-{_safe(args.tracker)}-{_safe(source)}-{_safe(args.split)}.png")
+        figure = args.figure or (args.leaderboards / "figures" / safe_name(args.dataset)
+                                 / f"tracking-{safe_name(args.tracker)}-{safe_name(source)}-{safe_name(args.split)}.png")
         title = (f"{args.dataset}/{args.split}: {args.tracker} on {source} boundaries — "
                  f"3D VI {scores['vi']:.4f}, ARI {scores['ari']:.4f}")
         console.print(f"figure: {save_orthoslices({'reconstruction': labels, 'ground truth': gt}, figure, title=title)}")
