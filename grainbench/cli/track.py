@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         TRACKING_PROTOCOL,
         TRACKING_PROTOCOL_ID,
         dataset_ground_truth,
+        protocol_crop,
         score_volume,
     )
     from ..tracking.figures import save_orthoslices
@@ -199,9 +200,7 @@ def run(args: argparse.Namespace) -> int:
                                                           seed=args.seed, work_root=args.workdir)
     boundaries_s = time.perf_counter() - t0
 
-    crop = int(TRACKING_PROTOCOL["crop"])
-    if crop and min(boundary.shape[1:]) > 2 * crop:
-        boundary, gt = boundary[:, crop:-crop, crop:-crop], gt[:, crop:-crop, crop:-crop]
+    boundary, gt = protocol_crop(boundary, gt)
 
     tracker, fit_info, checkpoint_sha = prepare_tracker(args, tracker_args, log)
     log(f"{args.tracker}: tracking {len(volume)} slices of {volume.shape[1]} x {volume.shape[2]} "

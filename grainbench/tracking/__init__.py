@@ -39,6 +39,7 @@ from .scoring import (
     TRACKING_PROTOCOL_ID,
     dataset_ground_truth,
     ground_truth_labels,
+    protocol_crop,
     score_volume,
 )
 
@@ -61,6 +62,7 @@ __all__ = [
     "list_trackers",
     "pair_table",
     "register_tracker",
+    "protocol_crop",
     "score_volume",
     "slice_grains",
 ]

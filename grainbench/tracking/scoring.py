@@ -75,6 +75,19 @@ def score_volume(pred: ArrayLike, gt: ArrayLike, *, device: DeviceLike = None) -
             "grains_gt": float(len(np.unique(table.cols[table.cols > 0].cpu().numpy())))}
 
 
+def protocol_crop(*volumes: np.ndarray, crop: int | None = None) -> tuple[np.ndarray, ...]:
+    """The (Z, H, W) volumes without the protocol's border (``TRACKING_PROTOCOL["crop"]`` px per side).
+
+    Applied to the boundaries before tracking and to the ground truth before
+    scoring, as 2D scoring crops before labelling grains. Volumes too small to
+    crop are returned whole.
+    """
+    c = int(TRACKING_PROTOCOL["crop"] if crop is None else crop)
+    if not c or min(min(v.shape[1:]) for v in volumes) <= 2 * c:
+        return volumes
+    return tuple(v[:, c:-c, c:-c] for v in volumes)
+
+
 def ground_truth_labels(volume: Volume, *, dataset_task: str | None = None, stored_labels: bool = False
                         ) -> np.ndarray:
     """The 3D ground-truth label volume of a loaded split, with 0 on boundary pixels.
