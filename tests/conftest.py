@@ -15,3 +15,19 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def synthetic_cache(tmp_path_factory):
+    """A data cache holding the generated ``synthetic`` dataset, made once for the whole session.
+
+    Tests that only read it (run, submit, track) share it; point ``GRAINBENCH_DATA`` at it.
+    """
+    from grainbench import data
+
+    root = tmp_path_factory.mktemp("synthetic-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRAINBENCH_DATA", str(root))
+    data.load("synthetic", "test")  # generates and pins it
+    mp.undo()
+    return root

@@ -21,19 +21,9 @@ TINY = ["--set", "patches_per_epoch=8", "--set", "batch_size=4", "--set", "patch
         "--set", "val_patches=4", "--model-arg", "width=4"]
 
 
-@pytest.fixture(scope="module")
-def data_cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GRAINBENCH_DATA", str(root))
-    data.load("synthetic", "test")  # generate once for the module
-    yield root
-    mp.undo()
-
-
 @pytest.fixture
-def work(data_cache, tmp_path, monkeypatch):
-    monkeypatch.setenv("GRAINBENCH_DATA", str(data_cache))
+def work(synthetic_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAINBENCH_DATA", str(synthetic_cache))
     monkeypatch.chdir(tmp_path)  # records, leaderboards and runs/ go to their default places here
     return tmp_path
 

@@ -13,19 +13,10 @@ from grainbench.records import read_record
 from grainbench.scoring import score
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GRAINBENCH_DATA", str(root))
-    yield data.load("synthetic", "test")
-    mp.undo()
-
-
 @pytest.fixture
-def env(cache, tmp_path, monkeypatch):
-    monkeypatch.setenv("GRAINBENCH_DATA", str(data.cache_dir()))
-    return cache, tmp_path
+def env(synthetic_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAINBENCH_DATA", str(synthetic_cache))
+    return data.load("synthetic", "test"), tmp_path
 
 
 def _args(tmp_path, preds, name="mine"):
