@@ -27,6 +27,7 @@ from .io import atomic_write, safe_name, sha256_file
 from .methods import create_model
 from .methods.registry import get_model_class
 from .plugins import accepts
+from .paths import runs_root, user_records_dir
 from .protocol import Protocol, get_protocol
 from .records import load_records, make_record, write_record
 
@@ -277,7 +278,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
 def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str = "quick",
              protocol: str | Protocol | None = None, modes: tuple[str, ...] | None = None,
              model_args: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
-             records_dir: Path = Path("leaderboards/records"), work_root: Path = Path("runs"),
+             records_dir: Path | None = None, work_root: Path | None = None,
              device: str | None = None, figures_dir: Path | None = None, progress: bool = True,
              max_epochs: int | None = None, tolerant: bool = False,
              log: Callable[[str], None] = print) -> list[RunOutcome]:
@@ -285,6 +286,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
 
     ``protocol`` defaults to the dataset's protocol in the registry.
     """
+    records_dir = user_records_dir() if records_dir is None else records_dir
+    work_root = runs_root() if work_root is None else work_root
     entry = data.get_dataset(dataset)
     protocol_id = get_protocol(protocol or entry.protocol or "wpunet-2019").id
     for name in models:

@@ -33,7 +33,7 @@ def _run(*args, epochs=1):
 
 
 def _records(root, model=None):
-    out = [read_record(p) | {"_path": p} for p in sorted((root / "leaderboards/records/synthetic").glob("*.json"))]
+    out = [read_record(p) | {"_path": p} for p in sorted((root / "runs/records/synthetic").glob("*.json"))]
     return [r for r in out if model is None or r["config"]["model"] == model]
 
 
@@ -41,6 +41,7 @@ def test_run_writes_records_leaderboard_and_figures(work, capsys):
     assert _run("--model", "classical,unet") == 0
     out = capsys.readouterr().out
     assert "classical" in out and "unet" in out and "vi_split" in out  # the closing results table
+    assert not (work / "leaderboards").exists()  # the published folder is written only on --publish
     [cls_rec] = _records(work, "classical")
     [unet_rec] = _records(work, "unet")
 
@@ -64,15 +65,15 @@ def test_run_writes_records_leaderboard_and_figures(work, capsys):
     np.testing.assert_allclose(per_slice["vi_split"] + per_slice["vi_merge"], per_slice["vi"])
     assert unet_rec["metrics"]["aggregate"]["vi"] == pytest.approx(per_slice["vi"].mean())
 
-    md = (work / "leaderboards/synthetic.md").read_text()
+    md = (work / "runs/leaderboards/synthetic.md").read_text()
     assert "| classical |" in md and "| unet (width=4) |" in md
     assert unet_rec["_path"].name in md  # each row links its record
     assert "Reported in the papers" not in md or "reported" in md
-    csv = pd.read_csv(work / "leaderboards/synthetic.csv")
+    csv = pd.read_csv(work / "runs/leaderboards/synthetic.csv")
     reproduced = csv[csv["source"] == "reproduced"]
     vi = reproduced[(reproduced["model"] == "classical") & (reproduced["metric"] == "vi")]["value"]
     assert vi.item() == pytest.approx(cls_rec["metrics"]["aggregate"]["vi"])
-    figures = work / "leaderboards/figures/synthetic"
+    figures = work / "runs/leaderboards/figures/synthetic"
     for model in ("classical", "unet"):
         # preset overrides are part of the name, so differently configured runs keep their own overlay
         [overlay] = figures.glob(f"{model}-quick_batch_size_4_epochs_1_*-overlay.png")
@@ -137,19 +138,19 @@ def test_propagation_method_gets_both_modes_and_seeds_are_summarised(work, capsy
     assert {r["config"]["first_prev"] for r in recs} == {"given"}
     out = capsys.readouterr().out
     assert "±" in out  # two seeds: mean ± spread
-    md = (work / "leaderboards/synthetic.md").read_text()
+    md = (work / "runs/leaderboards/synthetic.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("|") and "| classical |" in line)
     assert "| 2 |" in row and "± 0.0000" in row  # deterministic floor: zero spread over two seeds
 
 
 def test_rerun_with_a_corrupt_record_beside_it(work, capsys):
     assert _run("--model", "classical") == 0
-    folder = work / "leaderboards/records/synthetic"
+    folder = work / "runs/records/synthetic"
     (folder / "broken.json").write_text('{"schema_version": 1, "run_id": ')  # cut-off write
     capsys.readouterr()
     assert _run("--model", "classical") == 0  # the good record is still found; the run is skipped
     assert "skipped" in capsys.readouterr().out
-    md = (work / "leaderboards/synthetic.md").read_text()
+    md = (work / "runs/leaderboards/synthetic.md").read_text()
     assert "could not be read" in md and "broken.json" in md and "| classical |" in md
 
 
@@ -161,7 +162,7 @@ def test_rerun_with_a_corrupt_record_beside_it(work, capsys):
 def test_bad_requests_fail_with_a_clear_message(work, capsys, args, message):
     assert main(["run", "--dataset", "synthetic", *args]) == 2
     assert message in capsys.readouterr().err
-    assert not (work / "leaderboards/records").exists()
+    assert not (work / "runs/records").exists()
 
 
 def test_manual_dataset_that_is_not_imported_says_how(work, capsys):
@@ -182,3 +183,10 @@ def test_tolerant_scores_are_recorded_on_request(work):
     for key in ("gauss_precision", "gauss_recall", "gauss_f1"):
         assert agg[key] == pytest.approx(expected.aggregate[key])
     assert 0 < agg["gauss_f1"] <= 1
+
+
+def test_publish_writes_the_published_folder_only_when_asked(work):
+    assert _run("--model", "classical", "--publish") == 0
+    assert list((work / "leaderboards/records/synthetic").glob("*.json"))
+    assert (work / "leaderboards/synthetic.md").exists()
+    assert not (work / "runs/records").exists()

@@ -17,6 +17,7 @@ from ..leaderboard import (
 from ..plugins import parse_assignments
 from ..runner import RunError, run_many, summary_table
 from ._console import console, err_console
+from ._outputs import add_publish_argument, resolve_outputs
 
 
 def _int_list(text: str) -> list[int]:
@@ -46,17 +47,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="constructor argument of every model, e.g. width=8 (repeatable)")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="change a preset field for this run, e.g. epochs=2 (repeatable; recorded)")
-    p.add_argument("--records", type=Path, default=Path("leaderboards/records"), help="where records go")
-    p.add_argument("--leaderboards", type=Path, default=Path("leaderboards"), help="where tables and figures go")
-    p.add_argument("--workdir", type=Path, default=Path("runs"), help="where checkpoints go (default runs/)")
+    p.add_argument("--records", type=Path, default=None,
+                   help="where records go (default <runs>/records; see --publish)")
+    p.add_argument("--leaderboards", type=Path, default=None,
+                   help="where tables and figures go (default <runs>/leaderboards; see --publish)")
+    p.add_argument("--workdir", type=Path, default=None, help="where checkpoints go (default $GRAINBENCH_RUNS or runs/)")
     p.add_argument("--tolerant", action="store_true",
                    help="also record seed 003's normalised-Gaussian tolerant precision/recall/F1 (sigma 3 px)")
     p.add_argument("--no-leaderboard", action="store_true", help="only write records")
     p.add_argument("--max-epochs", type=int, help=argparse.SUPPRESS)  # stop early: tests of resuming
+    add_publish_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    resolve_outputs(args)
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     if not models:
         raise RunError("--model names no model")

@@ -13,6 +13,7 @@ from ..records import make_record, write_record
 from ..scoring import score
 from ..submission import read_predictions
 from ._console import console
+from ._outputs import add_publish_argument, resolve_outputs
 from .score import print_aggregate
 
 
@@ -30,13 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--key", help="HDF5 dataset holding the predictions")
     p.add_argument("--protocol", help="scoring protocol (default: the dataset's)")
-    p.add_argument("--records", type=Path, default=Path("leaderboards/records"), help="where records go")
-    p.add_argument("--leaderboards", type=Path, default=Path("leaderboards"), help="where tables go")
+    p.add_argument("--records", type=Path, default=None,
+                   help="where records go (default <runs>/records; see --publish)")
+    p.add_argument("--leaderboards", type=Path, default=None,
+                   help="where tables go (default <runs>/leaderboards; see --publish)")
     p.add_argument("--no-leaderboard", action="store_true", help="only write the record")
+    add_publish_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    resolve_outputs(args)
     entry = data.get_dataset(args.dataset)
     protocol = get_protocol(args.protocol or entry.protocol or "wpunet-2019")
     volume = data.load(args.dataset, args.split)

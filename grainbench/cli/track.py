@@ -17,6 +17,7 @@ from ..io import safe_name
 from ..plugins import accepts, parse_assignments
 from ..runner import RunSpec
 from ._console import console, err_console
+from ._outputs import add_publish_argument, resolve_outputs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,13 +49,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default auto)")
     p.add_argument("--workdir", type=Path, default=Path("runs"),
                    help="where tracker weights go and method weights of `grainbench run` are read (default runs/)")
-    p.add_argument("--records", type=Path, default=Path("leaderboards/records"), help="where records go")
-    p.add_argument("--leaderboards", type=Path, default=Path("leaderboards"), help="where tables go")
+    p.add_argument("--records", type=Path, default=None,
+                   help="where records go (default <runs>/records; see --publish)")
+    p.add_argument("--leaderboards", type=Path, default=None,
+                   help="where tables go (default <runs>/leaderboards; see --publish)")
     p.add_argument("--no-leaderboard", action="store_true", help="only write the record")
     p.add_argument("--figure", type=Path,
                    help="orthogonal-slice PNG (default <leaderboards>/figures/<dataset>/tracking-....png)")
     p.add_argument("--no-figure", action="store_true", help="do not draw the orthogonal slices")
     p.add_argument("--save-labels", type=Path, metavar="PATH", help="also save the 3D label volume as NPY")
+    add_publish_argument(p)
     p.set_defaults(func=run)
 
 
@@ -156,6 +160,7 @@ def prepare_tracker(args: argparse.Namespace, tracker_args: dict[str, Any], log:
 # --------------------------------------------------------------------------- the command
 
 def run(args: argparse.Namespace) -> int:
+    resolve_outputs(args)
     from .. import data
     from .._backend import resolve_device
     from ..protocol import get_protocol
