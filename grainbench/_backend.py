@@ -92,24 +92,14 @@ def as_labels(x: ArrayLike, device: DeviceLike = None, *, name: str = "labels") 
 
 
 def as_mask(x: ArrayLike, device: DeviceLike = None, *, name: str = "mask") -> torch.Tensor:
-    """A binary map as a bool tensor.
+    """A binary map as a bool tensor, under the input contract of :mod:`grainbench.contract`.
 
-    Accepts bool, {0, 1} or {0, 255} integers, or floats in {0, 1}. Anything
-    else (probabilities, NaN, other values) is an error: threshold it first
-    with :func:`grainbench.postprocess.binarize`.
+    Accepts bool, integers holding only 0/1, 0/255 (or 0/65535 for uint16),
+    or floats holding only 0/1. A probability map (other greys or floats) is
+    an error: threshold it first with :func:`grainbench.postprocess.binarize`.
     """
-    t = as_tensor(x, device, name=name)
+    from .contract import require_mask
+
+    t = require_mask(x, name=name)
     check_spatial(t, name)
-    if t.dtype == torch.bool:
-        return t
-    if t.dtype.is_floating_point and not torch.isfinite(t).all():
-        raise ValueError(f"{name}: binary map contains NaN or infinite values")
-    values = torch.unique(t)
-    allowed = {0, 1} if t.dtype.is_floating_point else {0, 1, 255}
-    bad = [v for v in values.tolist() if v not in allowed]
-    if bad:
-        raise ValueError(
-            f"{name}: expected a binary map (bool, 0/1 or 0/255), found values {bad[:5]}"
-            + (" ..." if len(bad) > 5 else "")
-        )
-    return t != 0
+    return t.to(resolve_device(device)) if device is not None else t

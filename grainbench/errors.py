@@ -15,3 +15,11 @@ class DatasetError(GrainbenchError):
 
 class TrackingError(GrainbenchError, ValueError):
     """A grain tracker or 3D reconstruction cannot run: unknown tracker, bad stack, missing 3D labels or weights."""
+
+
+class OutputError(GrainbenchError):
+    """A result cannot be written: the path is a folder, the disk is full; the message names the path."""
+
+
+class ConfigError(GrainbenchError, ValueError):
+    """An option, preset field or method argument has an unknown name or a bad value."""

@@ -13,40 +13,29 @@ import torch
 from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
-from ._backend import ArrayLike, as_mask, as_tensor, check_spatial
+from ._backend import ArrayLike, as_mask, check_spatial
 from .components import grains_from_boundary
 
 
 def binarize(prob: ArrayLike, threshold: float = 0.5, *, name: str = "prediction") -> torch.Tensor:
     """Boundary mask from a probability map (``p > threshold``) or from a binary map.
 
-    A 2-channel (C, H, W) / (Z, C, H, W) softmax output is not accepted here;
-    take ``probs[:, 1]`` (the boundary class) first. Binary inputs (bool,
-    0/1, 0/255) pass through; uint8 greys are scaled by 255.
+    What counts as binary and what as a probability is the input contract of
+    :mod:`grainbench.contract` (e.g. uint8 0/1 and 0/255 are binary, other
+    uint8 greys are probabilities x 255). A 2-channel (C, H, W) / (Z, C, H, W)
+    softmax output is not accepted here; take ``probs[:, 1]`` (the boundary
+    class) first.
 
     Raises
     ------
     ValueError
         For NaN/inf values or probabilities outside [0, 1].
     """
-    t = as_tensor(prob, name=name)
+    from .contract import as_binary
+
+    t = as_binary(prob, threshold, name=name)
     check_spatial(t, name)
-    if t.dtype == torch.bool:
-        return t
-    if t.dtype == torch.uint8:
-        return t.float() / 255.0 > threshold
-    if not t.dtype.is_floating_point:
-        values = torch.unique(t)
-        if bool(((values != 0) & (values != 1) & (values != 255)).any()):
-            raise ValueError(f"{name}: integer map must be binary (0/1 or 0/255), found values "
-                             f"{values[:5].tolist()}")
-        return t != 0
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name}: probability map contains NaN or infinite values")
-    lo, hi = float(t.min()), float(t.max())
-    if lo < 0 or hi > 1:
-        raise ValueError(f"{name}: probabilities must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}]")
-    return t > threshold
+    return t
 
 
 def thin_boundary(boundary: ArrayLike, *, closing_size: int = 3, skeleton: bool = True) -> torch.Tensor:

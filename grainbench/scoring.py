@@ -8,8 +8,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ._backend import ArrayLike, DeviceLike, as_mask, check_same_shape, resolve_device
+from ._backend import ArrayLike, DeviceLike, as_mask, check_same_shape, check_spatial, resolve_device
 from .components import grains_from_boundary
+from .contract import interpret
 from .metrics.boundary import boundary_distances, mask_boundary
 from .metrics.contingency import contingency_table
 from .metrics.grains import grain_statistics
@@ -19,7 +20,7 @@ from .metrics.overlap import dice, foreground_iou, pixel_accuracy
 from .metrics.rand import ari_from_table
 from .metrics.tolerant import gaussian_score
 from .metrics.topology import betti_error, cldice
-from .postprocess import binarize, crop_border, thin_boundary
+from .postprocess import crop_border, thin_boundary
 from .protocol import Protocol, get_protocol
 
 
@@ -47,14 +48,16 @@ def prepare_prediction(pred: ArrayLike, protocol: Protocol, *, device: DeviceLik
     boundaries a method already post-processed and is scored as given, like
     the ground truth: closed and thinned only where the protocol thins the
     ground truth (``thin_gt``, for traced masks). Scoring the ground truth
-    against itself is therefore perfect under every protocol.
+    against itself is therefore perfect under every protocol. Which arrays
+    are binary and which are probabilities is the input contract of
+    :mod:`grainbench.contract`, the same for every entry point.
     """
-    t = pred if isinstance(pred, torch.Tensor) else torch.as_tensor(pred)
-    is_probability = t.dtype.is_floating_point and bool(((t != 0) & (t != 1)).any())
-    b = binarize(pred, protocol.threshold, name="pred")
+    read = interpret(pred, name="pred")  # mask or probability: the input contract decides
+    b = read.values if read.kind == "mask" else read.values > protocol.threshold
+    check_spatial(b, "pred")
     if b.ndim == 2:
         b = b[None]
-    if is_probability:
+    if read.kind == "probability":
         if protocol.closing_size > 1 or protocol.skeletonize:
             b = thin_boundary(b, closing_size=protocol.closing_size, skeleton=protocol.skeletonize)
     elif protocol.thin_gt:
@@ -121,9 +124,11 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
     Parameters
     ----------
     pred : (H, W) or (Z, H, W) array or tensor
-        Boundary (or phase) probability in [0, 1], or a binary map (bool,
-        0/1, 0/255). Post-processed per the protocol (threshold, closing,
-        skeletonisation).
+        Boundary (or phase) probability (floats in [0, 1], or unsigned
+        integer greys divided by the dtype's maximum), or a binary map (bool,
+        integers holding only 0/1 or 0/255, uint16 0/65535, floats 0/1); see
+        :mod:`grainbench.contract`. A probability is post-processed per the
+        protocol (threshold, closing, skeletonisation).
     gt : array or tensor of the same shape
         Binary ground-truth boundary map (task ``boundary``) or foreground
         mask (task ``phase``).

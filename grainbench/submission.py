@@ -1,9 +1,10 @@
 """Predictions a user brings as files: read, validate every file, then score like a run.
 
 Accepted: a folder of PNG/TIFF images (one per test slice, in name order), a
-TIFF stack, an NPY array or an HDF5 dataset. Each problem is reported with
-the file it is in: wrong count, wrong shape, unsupported dtype, values
-outside [0, 1] (floats) or not 0/1/0-255 (integers), NaN.
+TIFF stack, an NPY array or an HDF5 dataset, with values under the input
+contract of :mod:`grainbench.contract`. Each problem is reported with the
+file it is in: wrong count, wrong shape, unsupported dtype, values outside
+the contract, NaN.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .contract import as_probability
 from .errors import InputFileError
 from .io import IMAGE_SUFFIXES, TIFF_SUFFIXES, read_array
 
@@ -25,24 +27,12 @@ class SubmissionError(InputFileError):
         super().__init__("invalid predictions:\n  " + "\n  ".join(problems))
 
 
-def _check_values(arr: np.ndarray, where: str) -> str | None:
-    if arr.dtype == bool:
-        return None
-    if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all():
-            return f"{where}: contains NaN or infinite values"
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < 0 or hi > 1:
-            return f"{where}: float values must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]"
-        return None
-    if arr.dtype.kind in "iu":
-        if arr.dtype == np.uint8:
-            return None  # 8-bit greys are probabilities x 255 (or a 0/255 mask)
-        values = np.unique(arr)
-        if not np.isin(values, (0, 1, 255)).all():
-            return f"{where}: integer values must be 0/1 or 0/255 (or uint8 greys), found {values[:6].tolist()}"
-        return None
-    return f"{where}: unsupported dtype {arr.dtype} (expected bool, uint8, integer 0/1 or float in [0, 1])"
+def _read_values(arr: np.ndarray, where: str) -> tuple[np.ndarray | None, str | None]:
+    """``arr`` as float32 in [0, 1] under the input contract, or the problem with it."""
+    try:
+        return as_probability(arr, name=where).cpu().numpy(), None
+    except (ValueError, TypeError) as exc:
+        return None, str(exc)
 
 
 def read_predictions(path: str | os.PathLike, *, expected_slices: int, expected_shape: tuple[int, int],
@@ -62,37 +52,36 @@ def read_predictions(path: str | os.PathLike, *, expected_slices: int, expected_
         slices = []
         for f in files:
             try:
-                arr = read_array(f)
+                arr = read_array(f, mask=True)
             except InputFileError as exc:
                 problems.append(str(exc))
                 continue
             if arr.shape != tuple(expected_shape):
                 problems.append(f"{f}: shape {arr.shape}, expected {tuple(expected_shape)}")
                 continue
-            bad = _check_values(arr, str(f))
+            values, bad = _read_values(arr, str(f))  # each file on its own, as `score` reads it
             if bad:
                 problems.append(bad)
                 continue
-            slices.append(arr)
+            slices.append(values)
         if problems:
             raise SubmissionError(problems)
         stack = np.stack(slices)
     else:
-        stack = read_array(path, key=key)
+        stack = read_array(path, key=key, mask=True)
         if stack.ndim == 2 and expected_slices == 1:
             stack = stack[None]
         expected = (expected_slices, *expected_shape)
         if stack.shape != expected:
             raise SubmissionError([f"{path}: shape {stack.shape}, expected {expected} (Z, H, W)"])
-        for z, sl in enumerate(stack):
-            bad = _check_values(sl, f"{path}[slice {z}]")
+        for z, sl in enumerate(stack):  # every bad slice named at once
+            _, bad = _read_values(sl, f"{path}[slice {z}]")
             if bad:
                 problems.append(bad)
         if problems:
             raise SubmissionError(problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20
                                                    else []))
-    if stack.dtype == np.uint8 and not np.isin(stack, (0, 255)).all():
-        return stack.astype(np.float32) / 255.0
-    if stack.dtype == bool or stack.dtype.kind in "iu":
-        return (stack != 0).astype(np.float32)
-    return stack.astype(np.float32)
+        stack, bad = _read_values(stack, str(path))  # one array, read whole as `score` reads it
+        if bad:
+            raise SubmissionError([bad])
+    return stack

@@ -42,13 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(path: str, key: str | None, axes: str, what: str) -> np.ndarray:
-    arr = read_array(path, key=key)
+    arr = read_array(path, key=key, mask=True)  # values: the input contract, applied by score()
     if arr.ndim == 3 and axes == "HWZ":
         arr = np.moveaxis(arr, -1, 0)
     if arr.ndim not in (2, 3):
         raise InputFileError(f"{path}: {what} must be an image or a stack, got shape {arr.shape}")
-    if arr.dtype == np.uint8 and what == "prediction" and not np.isin(arr, (0, 255)).all():
-        arr = arr.astype(np.float32) / 255.0  # grey probabilities saved as 8-bit images
     return arr
 
 

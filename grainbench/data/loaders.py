@@ -29,6 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import DatasetError, InputFileError
+from ..contract import rgb_to_grey
 from ..io import read_array
 from .registry import Dataset, Split, get_dataset
 from .volume import Volume
@@ -159,7 +160,7 @@ def read_stack_files(root: Path, layout: Mapping[str, Any], start: int = 0, stop
             except ValueError as exc:
                 raise InputFileError(f"{path}: not a plain numpy array ({exc})") from None
         else:
-            arr = read_array(path)
+            arr = read_array(path, mask=role == "boundary")
         if arr.ndim == 2:
             arr = arr[None]
         if arr.ndim != 3:
@@ -182,9 +183,9 @@ def read_pairs(root: Path, layout: Mapping[str, Any], split: Split | None = None
     images, masks = [], []
     for n in names:
         img = read_array(folder / image_dir / n)
-        if img.ndim == 3 and img.shape[-1] in (3, 4):  # RGB(A) TIFF: to grey
-            img = img[..., :3].mean(axis=-1)
-        mask = read_array(folder / mask_dir / n)
+        if img.ndim == 3 and img.shape[-1] in (3, 4):  # small RGB(A) TIFF: to grey, as read_array does
+            img = rgb_to_grey(img)
+        mask = read_array(folder / mask_dir / n, mask=True)
         if img.ndim != 2 or mask.shape != img.shape:
             raise InputFileError(f"{folder / mask_dir / n}: mask shape {mask.shape} differs from image shape {img.shape}")
         images.append(img)

@@ -308,7 +308,7 @@ def check_pairs(folder: Path, image_dir: str = "images", mask_dir: str = "masks"
         img = read_array(folder / image_dir / n)
         if img.ndim == 3 and img.shape[-1] in (3, 4):
             img = img[..., 0]
-        mask = read_array(folder / mask_dir / n)
+        mask = read_array(folder / mask_dir / n, mask=True)
         if mask.ndim != 2:
             raise InputFileError(f"{folder / mask_dir / n}: mask must be one 2D image, got shape {mask.shape}")
         if img.shape[:2] != mask.shape:

@@ -73,23 +73,16 @@ class TolerantScore:
 
 # -- inputs ---------------------------------------------------------------------------------------
 def _prob(pred: np.ndarray) -> np.ndarray:
-    """Prediction as float64 in [0, 1] (bool, 0/1, 0/255 or a probability)."""
-    p = np.asarray(pred)
-    if p.dtype == bool:
-        return p.astype(np.float64)
-    if p.dtype == np.uint8:
-        return p.astype(np.float64) / (255.0 if p.max() > 1 else 1.0)
-    p = p.astype(np.float64)
-    if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
-        raise ValueError("pred must be a probability in [0, 1] or a binary map")
-    return p
+    """Prediction as float64 in [0, 1], under the input contract (:mod:`grainbench.contract`)."""
+    from ..contract import as_probability
+
+    return as_probability(pred, name="pred").cpu().numpy().astype(np.float64)
 
 
 def _mask(gt: np.ndarray) -> np.ndarray:
-    g = np.asarray(gt)
-    if g.dtype != bool and not np.isin(np.unique(g), (0, 1, 255)).all():
-        raise ValueError("gt must be a binary map (bool, 0/1 or 0/255)")
-    return g.astype(bool)
+    from ..contract import require_mask
+
+    return require_mask(gt, name="gt").cpu().numpy()
 
 
 def _check(pred: np.ndarray, gt: np.ndarray, per_slice: bool) -> None:
