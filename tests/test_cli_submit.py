@@ -81,7 +81,7 @@ def test_submit_rejects_each_kind_of_bad_input(env, capsys):
 
     np.save(tmp_path / "ints.npy", np.full(volume.shape, 3, np.int16))
     assert main(_args(tmp_path, tmp_path / "ints.npy")) == 2
-    assert "integer values must be 0/1 or 0/255" in capsys.readouterr().err
+    assert "integer map must be binary (only 0/1 or 0/255)" in capsys.readouterr().err
 
     np.save(tmp_path / "wrongz.npy", np.zeros((z + 1, h, w), np.float32))
     assert main(_args(tmp_path, tmp_path / "wrongz.npy")) == 2
