@@ -75,6 +75,8 @@ def _to_array(x: ArrayLike, name: str) -> np.ndarray | torch.Tensor:
         raise TypeError(f"{name}: unsupported dtype {x.dtype} (expected bool, integer or float)")
     if x.dtype.kind == "u" and x.dtype.itemsize > 1:
         return x
+    if x.dtype == bool:  # bool arrays whose bytes are not 0/1 (PIL's 1-bit images) break torch
+        x = np.ascontiguousarray(x).view(np.uint8) != 0
     if x.dtype == np.float16:
         x = x.astype(np.float32)
     if not x.flags.writeable:  # torch cannot wrap read-only memory safely

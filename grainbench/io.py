@@ -54,8 +54,11 @@ def read_image(path: str | os.PathLike, *, mask: bool = False) -> np.ndarray:
         raise InputFileError(f"{path}: refused, image too large ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InputFileError(f"{path}: not a readable image ({exc})") from None
-    if arr.dtype == bool and not mask:
-        arr = arr.astype(np.uint8)
+    if arr.dtype == bool:
+        # PIL's 1-bit arrays hold 0/255 bytes as "bool", which torch cannot use as is: one true bool array
+        arr = np.ascontiguousarray(arr).view(np.uint8) != 0
+        if not mask:
+            arr = arr.astype(np.uint8)
     if arr.dtype == np.int32 and arr.size and 0 <= int(arr.min()) and int(arr.max()) <= 65535:
         arr = arr.astype(np.uint16)  # PIL's mode "I" for 16-bit greys
     return arr
