@@ -13,6 +13,8 @@ from typing import Union
 import numpy as np
 import torch
 
+from .errors import ConfigError
+
 ArrayLike = Union[np.ndarray, torch.Tensor]
 DeviceLike = Union[str, torch.device, None]
 
@@ -29,9 +31,16 @@ def resolve_device(device: DeviceLike = None) -> torch.device:
     """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"device {device!r}: unknown device; use cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but torch reports no CUDA device")
+        raise ConfigError(f"device {str(device)!r} was requested but torch reports no CUDA device; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {str(device)!r}: grainbench runs on cpu or cuda")
     return device
 
 

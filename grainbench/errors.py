@@ -22,4 +22,11 @@ class OutputError(GrainbenchError):
 
 
 class ConfigError(GrainbenchError, ValueError):
-    """An option, preset field or method argument has an unknown name or a bad value."""
+    """An option, preset field, device or method argument has an unknown name or a bad value."""
+
+
+class UnknownNameError(GrainbenchError, KeyError):
+    """A protocol (or other registered thing) of that name does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

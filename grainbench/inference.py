@@ -38,6 +38,9 @@ from .methods.api import Method
 from .protocol import Protocol, get_protocol
 
 MODES = ("oracle", "chain")
+#: The one mode of propagation methods on stacks that are not serial (``serial = false``): slice z-1 is
+#: another sample, so every slice is predicted with an empty previous mask.
+NO_PRIOR = "no-prior"
 
 
 def _pad_geometry(size: int, tile: int, margin: int) -> tuple[int, int]:
@@ -186,9 +189,10 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
     method : Method
     volume : Volume or (Z, H, W) array
         ``oracle`` mode needs a Volume with ``boundary``.
-    mode : {"chain", "oracle"}, optional
-        For ``"2d+prev"`` methods (default ``"chain"``); must be None or
-        ignored for other contexts.
+    mode : {"chain", "oracle", "no-prior"}, optional
+        For ``"2d+prev"`` methods (default ``"chain"``; ``"no-prior"``, an
+        empty previous mask for every slice, is the mode of stacks that are
+        not serial); must be None or ignored for other contexts.
     protocol : str or Protocol
         Post-processing applied to a chained prediction before it is fed on.
     first_prev : (H, W) bool array, optional
@@ -206,8 +210,12 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
         return Prediction(_check_prob(prob, image.shape, method), method.name, None, preset, None,
                           time.perf_counter() - t0, method.config())
     mode = mode or "chain"
+    if mode == NO_PRIOR:
+        prob = method.predict(image, np.zeros(image.shape, bool))
+        return Prediction(_check_prob(prob, image.shape, method), method.name, mode, preset, "empty",
+                          time.perf_counter() - t0, method.config())
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
+        raise ValueError(f"unknown mode {mode!r}; known: {MODES + (NO_PRIOR,)}")
     if first_prev is None and isinstance(volume, Volume):
         first_prev = volume.meta.get("prev_boundary")
     if first_prev is not None:

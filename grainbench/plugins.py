@@ -24,7 +24,9 @@ def import_object(path: str, *, what: str = "object", error: type[GrainbenchErro
     module_name, sep, attr = path.partition(":")
     if not sep:
         module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
+    dotted = module_name.split(".") + attr.split(".")
+    if not module_name or not attr or not all(part.isidentifier() for part in dotted):
+        # also keeps relative imports and path-like names ("../../etc") away from importlib
         raise error(f"{path!r} is not a 'package.module:Class' path")
     try:
         module = importlib.import_module(module_name)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .metrics.instance import DSB2018_THRESHOLDS
+from .errors import UnknownNameError
 
 BOUNDARY_METRICS = ("vi", "vi_split", "vi_merge", "ari", "map", "bf1", "bde", "dice")
 TOPOLOGY_METRICS = ("betti0_error", "betti1_error", "cldice")
@@ -109,10 +110,10 @@ def get_protocol(name: str | Protocol) -> Protocol:
         return name
     base, _, version = name.partition("@")
     if base not in _PROTOCOLS:
-        raise KeyError(f"unknown protocol {name!r}; known: {', '.join(sorted(_PROTOCOLS))}")
+        raise UnknownNameError(f"unknown protocol {name!r}; known: {', '.join(sorted(_PROTOCOLS))}")
     protocol = _PROTOCOLS[base]
-    if version and int(version) != protocol.version:
-        raise KeyError(f"protocol {base!r} is at version {protocol.version}, not {version}")
+    if version and version != str(protocol.version):
+        raise UnknownNameError(f"protocol {base!r} is at version {protocol.version}, not {version}")
     return protocol
 
 

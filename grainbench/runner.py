@@ -101,12 +101,23 @@ class RunOutcome:
     fit_source: str = ""  # "trained", "resumed", "checkpoint", "none"
 
 
-def modes_for(context: str, modes: tuple[str, ...] | None) -> tuple[str | None, ...]:
-    """Scoring modes a method gets: both (or the chosen) for ``2d+prev``, one ``None`` otherwise."""
-    from .inference import MODES
+def modes_for(context: str, modes: tuple[str, ...] | None, serial: bool = True) -> tuple[str | None, ...]:
+    """Scoring modes a method gets: both (or the chosen) for ``2d+prev``, one ``None`` otherwise.
+
+    On a stack that is not serial (``serial = false``: slice z-1 is another
+    sample) a ``2d+prev`` method has one mode, ``"no-prior"`` (an empty
+    previous mask for every slice); oracle and chain would feed it an
+    unrelated image's mask.
+    """
+    from .inference import MODES, NO_PRIOR
 
     if context != "2d+prev":
         return (None,)
+    if not serial:
+        if modes and set(modes) != {NO_PRIOR}:
+            raise RunError(f"mode(s) {list(modes)} need a serial stack; this dataset is not serial, so "
+                           f"propagation methods run in the one mode {NO_PRIOR!r} (drop --mode)")
+        return (NO_PRIOR,)
     chosen = tuple(modes or MODES)
     unknown = [m for m in chosen if m not in MODES]
     if unknown:
@@ -123,7 +134,7 @@ def existing_records(records_dir: Path, dataset: str) -> list[tuple[Path, dict]]
 def completed_records(spec: RunSpec, records: list[tuple[Path, dict]], context: str) -> dict[str | None, Path]:
     """Records of ``spec`` among ``records``, by mode (the newest when there are several)."""
     found: dict[str | None, tuple[str, Path]] = {}
-    wanted = {m: spec.identity(m) for m in modes_for(context, spec.modes)}
+    wanted = {m: spec.identity(m) for m in modes_for(context, spec.modes, data.get_dataset(spec.dataset).serial)}
     for path, rec in records:
         if rec.get("kind") != "run":
             continue
@@ -186,7 +197,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     if existing is None:
         existing = existing_records(records_dir, spec.dataset)
     done = completed_records(spec, existing, cls.context)
-    modes = modes_for(cls.context, spec.modes)
+    modes = modes_for(cls.context, spec.modes, data.get_dataset(spec.dataset).serial)
     if all(m in done for m in modes):
         return RunOutcome(spec, "skipped", [done[m] for m in modes], fit_source="none")
 
@@ -212,7 +223,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         log(f"{spec.model}: loading trained weights {final}")
         method.load(final)
         checkpoint_sha = sha256_file(final)
-        fit_info = json.loads((work / "fit.json").read_text()) if (work / "fit.json").exists() else {}
+        fit_info = _read_fit_info(work / "fit.json")
         train_seconds = float(fit_info.get("seconds", 0.0))  # the training that made these weights
         source = "checkpoint"
     elif learns:
@@ -275,6 +286,43 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     return RunOutcome(spec, "done", paths, figures, source)
 
 
+def _read_fit_info(path: Path) -> dict[str, Any]:
+    """The training summary saved beside a checkpoint ({} when absent); a corrupt file is an error naming it."""
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path}: corrupt training summary ({exc}); delete it and its model.pt to retrain") from None
+    if not isinstance(info, dict):
+        raise RunError(f"{path}: corrupt training summary (not a JSON object); delete it and its model.pt to retrain")
+    return info
+
+
+def validate_run(models: list[str], dataset: str, *, preset: str, modes: tuple[str, ...] | None,
+                 model_args: dict[str, Any], overrides: dict[str, Any], device: str | None) -> None:
+    """Everything a run can check before any work: names, device, preset after overrides, model
+    arguments, modes on non-serial data, the dataset's lock file. Raises a GrainbenchError naming it."""
+    from ._backend import resolve_device
+    from .training.presets import get_preset
+
+    resolve_device(device)
+    entry = data.get_dataset(dataset)
+    data.dataset_hashes(dataset)  # a corrupt locks.toml fails now, not after predicting and scoring
+    for name in models:
+        cls = get_model_class(name)  # fail on a typo before any training starts
+        modes_for(cls.context, modes, entry.serial)
+        if cls.presets:
+            if preset not in cls.presets:
+                raise RunError(f"method {name!r} has presets {cls.presets}, not {preset!r}")
+            get_preset(preset, **overrides)
+        args = {k: v for k, v in model_args.items() if accepts(cls, k)}
+        try:
+            create_model(name, **args)  # constructors check their arguments (e.g. width >= 1); nets build lazily
+        except TypeError as exc:
+            raise RunError(f"method {name!r} does not take {sorted(args)}: {exc}") from None
+
+
 def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str = "quick",
              protocol: str | Protocol | None = None, modes: tuple[str, ...] | None = None,
              model_args: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
@@ -290,8 +338,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     work_root = runs_root() if work_root is None else work_root
     entry = data.get_dataset(dataset)
     protocol_id = get_protocol(protocol or entry.protocol or "wpunet-2019").id
-    for name in models:
-        get_model_class(name)  # fail on a typo before any training starts
+    validate_run(models, dataset, preset=preset, modes=modes, model_args=model_args or {},
+                 overrides=overrides or {}, device=device)
     cache = DataCache()
     existing = existing_records(records_dir, dataset)  # read once; each run adds what it writes
     outcomes = []

@@ -10,6 +10,7 @@ the contract, NaN.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,25 @@ class SubmissionError(InputFileError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("invalid predictions:\n  " + "\n  ".join(problems))
+
+
+#: A submission's name: shown on leaderboards and part of its record's file name.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+()-]{0,63}")
+
+
+def check_submission_name(name: str) -> str:
+    """Refuse a ``--name`` that cannot become part of a record's file name (checked before any scoring).
+
+    Raises
+    ------
+    InputFileError
+        Unless ``name`` is 1-64 letters, digits, spaces and ``_.+()-``, starting with a letter or digit.
+    """
+    if not NAME_PATTERN.fullmatch(name or ""):
+        shown = name if len(name) <= 40 else name[:40] + f"... ({len(name)} characters)"
+        raise InputFileError(f"--name {shown!r}: use 1 to 64 letters, digits, spaces or _.+()-, starting with a "
+                             f"letter or digit")
+    return name
 
 
 def _read_values(arr: np.ndarray, where: str) -> tuple[np.ndarray | None, str | None]:

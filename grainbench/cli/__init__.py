@@ -9,6 +9,7 @@ name to ``SUBCOMMANDS``.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from typing import Sequence
@@ -45,6 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except GrainbenchError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(f"[bold red]error:[/] {escape(where)}no space left on the device", highlight=False)
+        return 2
+    except MemoryError:
+        err_console.print("[bold red]error:[/] out of memory; use smaller inputs or a machine with more memory",
+                          highlight=False)
         return 2
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from ..errors import InputFileError
+from .._backend import resolve_device
+from ..errors import InputFileError, OutputError
 from ..io import atomic_write, read_array
 from ..protocol import get_protocol, list_protocols
 from ..scoring import score
@@ -52,6 +53,9 @@ def _load(path: str, key: str | None, axes: str, what: str) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     protocol = get_protocol(args.protocol)
+    resolve_device(args.device)  # a bad --device fails before anything is read
+    if args.json is not None and args.json.is_dir():
+        raise OutputError(f"{args.json}: --json is a folder; give a file name")
     if args.example:
         from ..examples import example_pair
 

@@ -11,7 +11,7 @@ from ..leaderboard import build_leaderboards
 from ..protocol import get_protocol
 from ..records import make_record, write_record
 from ..scoring import score
-from ..submission import read_predictions
+from ..submission import check_submission_name, read_predictions
 from ._console import console
 from ._outputs import add_publish_argument, resolve_outputs
 from .score import print_aggregate
@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_submission_name(args.name)
     resolve_outputs(args)
     entry = data.get_dataset(args.dataset)
     protocol = get_protocol(args.protocol or entry.protocol or "wpunet-2019")

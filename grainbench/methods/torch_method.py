@@ -22,6 +22,7 @@ from torch import nn
 
 from .._backend import resolve_device
 from ..data.volume import Volume
+from ..errors import ConfigError, InputFileError
 from .api import FitResult, Method, check_volume_input
 
 #: Encoding of the previous slice's mask fed to propagation networks (authors' trainer).
@@ -57,6 +58,9 @@ class TorchMethod(Method):
 
     def __init__(self, *, device: str | None = None, tile: int = 256, margin: int = 32, batch_size: int = 8,
                  **config: Any) -> None:
+        width = config.get("width")
+        if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+            raise ConfigError(f"{type(self).__name__}: width={width!r} must be a whole number >= 1")
         self._config: dict[str, Any] = dict(config)
         # Settings the user chose; a preset's width does not override these.
         self._explicit = {k for k, v in config.items() if v is not None}
@@ -115,12 +119,22 @@ class TorchMethod(Method):
         from ..training.checkpoint import load_checkpoint
 
         state = load_checkpoint(path)
-        cfg = state["config"]["method"]
+        try:
+            cfg = state["config"]["method"]
+            method_state = state["method_state"]
+        except (KeyError, TypeError):
+            raise InputFileError(f"{path}: not a checkpoint of a grainbench method (no method config/state)") from None
         if cfg.get("name") != self.name:
-            raise ValueError(f"{path}: checkpoint of method {cfg.get('name')!r}, not {self.name!r}")
+            raise InputFileError(f"{path}: checkpoint of method {cfg.get('name')!r}, not {self.name!r}")
+        old_config, old_net = self._config, self._net
         self._config = {k: v for k, v in cfg.items() if k not in ("name", "context")}
         self._net = None
-        self.load_state_dict(state["method_state"])
+        try:
+            self.load_state_dict(method_state)
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            self._config, self._net = old_config, old_net
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputFileError(f"{path}: weights do not fit method {self.name!r} ({first})") from None
         return self
 
     # -- inputs -----------------------------------------------------------------------

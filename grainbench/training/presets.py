@@ -8,8 +8,11 @@ to smoke-test the pipeline, not to reproduce numbers.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -100,13 +103,72 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(preset: str | Preset, **overrides: Any) -> Preset:
-    """Look a preset up by name (or pass one through), optionally overriding fields."""
+    """Look a preset up by name (or pass one through), optionally overriding fields.
+
+    The result is validated after the overrides are merged
+    (:func:`validate_preset`), so a run never trains with something other than
+    what it records.
+
+    Raises
+    ------
+    ConfigError
+        Unknown preset, unknown field or a bad value; the message names it.
+    """
     if isinstance(preset, Preset):
         p = preset
     elif preset in PRESETS:
         p = PRESETS[preset]
     else:
-        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    if p.optimizer not in ("rmsprop", "adam"):
-        raise ValueError(f"preset {p.name!r}: unknown optimizer {p.optimizer!r}")
-    return p.with_(**overrides) if overrides else p
+        raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    known = {f.name for f in fields(Preset)} - {"name"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"preset {p.name!r}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    p = p.with_(**overrides) if overrides else p
+    validate_preset(p)
+    return p
+
+
+#: The values a field may take: a set of choices, or (type, lowest allowed, highest allowed, None allowed).
+_CHOICES = {"optimizer": ("rmsprop", "adam"), "init": ("xavier", "default"), "select": ("val_loss", "last")}
+_RANGES: dict[str, tuple[type, float, float, bool]] = {
+    "lr": (float, 0.0, 10.0, False), "alpha": (float, 0.0, 1.0, False), "eps": (float, 0.0, 1.0, False),
+    "lr_decay": (float, 0.0, 1.0, False), "decay_every": (int, 1, 10**6, False),
+    "min_lr": (float, 0.0, 10.0, False), "batch_size": (int, 1, 4096, False), "epochs": (int, 1, 10**6, False),
+    "patches_per_epoch": (int, 1, 10**8, True), "patch_size": (int, 8, 4096, False),
+    "patch_depth": (int, 1, 1024, False), "grad_clip": (float, 0.0, 1e12, True), "width": (int, 1, 4096, True),
+    "val_patches": (int, 0, 10**6, False),
+}
+
+
+def validate_preset(p: Preset) -> None:
+    """Refuse a preset with a value the trainer would not use as recorded.
+
+    Choices (optimizer, init, select, loss) must be known; numbers must be
+    finite, of the field's type and in its range (e.g. ``epochs >= 1``,
+    ``8 <= patch_size <= 4096``; ``lr`` > 0).
+
+    Raises
+    ------
+    ConfigError
+        Naming the preset, the field and the value.
+    """
+    from .losses import LOSSES
+
+    def bad(fld: str, why: str) -> ConfigError:
+        return ConfigError(f"preset {p.name!r}: {fld}={getattr(p, fld)!r} {why}")
+
+    for fld, choices in {**_CHOICES, "loss": tuple(LOSSES)}.items():
+        if getattr(p, fld) not in choices:
+            raise bad(fld, f"is not one of {', '.join(choices)}")
+    for fld, (kind, lo, hi, optional) in _RANGES.items():
+        v = getattr(p, fld)
+        if v is None and optional:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
+            raise bad(fld, f"must be {'an integer' if kind is int else 'a number'}")
+        if not math.isfinite(v) or not lo <= v <= hi or (kind is float and v == lo and fld != "grad_clip"):
+            low = f"> {lo}" if kind is float else f">= {lo}"
+            raise bad(fld, f"is out of range (must be {low} and <= {hi:g})")
+    if not isinstance(p.loss_kwargs, dict):
+        raise bad("loss_kwargs", "must be a table of loss arguments")
