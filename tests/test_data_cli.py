@@ -83,4 +83,7 @@ def test_generate_unknown_generator_is_clear(tmp_path, monkeypatch, capsys):
     e.pop("base_url")
     monkeypatch.setenv("GRAINBENCH_REGISTRY", str(write_registry(tmp_path / "reg.toml", {"g": e})))
     assert main(["data", "generate", "g"]) == 2
+    assert "not one of the registered generators" in capsys.readouterr().err
+    monkeypatch.setenv("GRAINBENCH_ALLOW_GENERATORS", "1")  # opted in: then the import itself fails clearly
+    assert main(["data", "generate", "g"]) == 2
     assert "generator 'no_such_module:gen' is not available" in capsys.readouterr().err

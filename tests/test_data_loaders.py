@@ -282,6 +282,7 @@ def fake_generator(monkeypatch):
 
 def test_generated_dataset(tmp_path, monkeypatch, fake_generator):
     gen, digest = fake_generator
+    monkeypatch.setenv("GRAINBENCH_ALLOW_GENERATORS", "1")  # a test generator, not a registered one
     good = digest(gen(seed=0))
 
     def reg(d):

@@ -61,8 +61,10 @@ def read_locks() -> dict[str, dict[str, str]]:
     try:
         with open(path, "rb") as fh:
             doc = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: lock file is not valid TOML ({exc}); delete it to re-pin") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: lock file is unreadable ({exc.strerror})") from None
     return {k: dict(v) for k, v in doc.items() if isinstance(v, dict)}
 
 

@@ -114,6 +114,9 @@ class Dataset:
     generator: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     digest: str | None = None
+    #: ``{"digest": sha256 of the integer arrays, "image": fingerprint}``: accepts generated arrays whose
+    #: float-derived parts moved within a tolerance (another numpy/scipy), see grainbench.data.hashing.
+    tolerant_digest: Mapping[str, Any] | None = None
     shape: tuple[int, ...] | None = None
     notes: str | None = None
     protocol: str | None = None  # default scoring protocol (grainbench.protocol name)
@@ -191,6 +194,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             doc = tomllib.load(fh)
     except FileNotFoundError:
         raise DatasetError(f"{path}: registry file not found") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{path}: is a folder, not a registry file (check GRAINBENCH_REGISTRY)") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: registry file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise DatasetError(f"{path}: not valid TOML ({exc})") from None
     datasets = doc.get("datasets")
@@ -307,6 +314,13 @@ def parse_entry(name: str, raw: Any, *, where: str = "datasets.toml") -> Dataset
     digest = e.get("digest", str, required=False)
     if digest:
         digest = _check_sha(e, "digest", digest)
+    tolerant = e.get("tolerant_digest", dict, required=False)
+    if tolerant is not None:
+        _check_sha(e, "tolerant_digest.digest", tolerant.get("digest"))
+        for key, fp in tolerant.items():
+            if key != "digest" and not (isinstance(fp, list) and fp
+                                        and all(_is_number(x) for x in fp)):
+                e.fail(f"tolerant_digest.{key}", f"must be a list of numbers (a fingerprint), got {fp!r}")
 
     pixel = e.get("pixel_size", (int, float), required=False)
     if pixel is not None and pixel <= 0:
@@ -340,10 +354,20 @@ def parse_entry(name: str, raw: Any, *, where: str = "datasets.toml") -> Dataset
         generator=generator,
         params=dict(e.get("params", dict, required=False, default={})),
         digest=digest or None,
+        tolerant_digest=dict(tolerant) if tolerant else None,
         shape=tuple(shape) if shape is not None else None,
         notes=e.get("notes", str, required=False),
         protocol=e.get("protocol", str, required=False),
     )
+
+
+def _is_int(x: Any) -> bool:
+    """A TOML integer (TOML booleans are Python ints too: ``start = true`` is not slice 1)."""
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _parse_split(e: _Entry, sname: str, raw: Any, kind: str) -> Split:
@@ -356,18 +380,18 @@ def _parse_split(e: _Entry, sname: str, raw: Any, kind: str) -> Split:
         offsets = raw.get("offsets", [])
         if not isinstance(d, str):
             e.fail(fld, "'dir' must be a folder name")
-        if every is not None and (not isinstance(every, int) or every < 1 or not offsets
-                                  or not all(isinstance(o, int) and 0 <= o < every for o in offsets)):
+        if every is not None and (not _is_int(every) or every < 1 or not isinstance(offsets, list) or not offsets
+                                  or not all(_is_int(o) and 0 <= o < every for o in offsets)):
             e.fail(fld, "'every' must be a positive integer with 'offsets' a list of integers in [0, every)")
         return Split(sname, dir=d, every=every, offsets=tuple(offsets))
     if "fraction" in raw:
         fr = raw["fraction"]
-        if (not isinstance(fr, list) or len(fr) != 2 or not all(isinstance(x, (int, float)) for x in fr)
+        if (not isinstance(fr, list) or len(fr) != 2 or not all(_is_number(x) for x in fr)
                 or not 0 <= fr[0] < fr[1] <= 1):
             e.fail(fld, f"'fraction' must be [a, b] with 0 <= a < b <= 1, got {fr!r}")
         return Split(sname, fraction=(float(fr[0]), float(fr[1])))
     start, stop = raw.get("start"), raw.get("stop")
-    if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop):
+    if not (_is_int(start) and _is_int(stop) and 0 <= start < stop):
         e.fail(fld, f"needs integers 0 <= start < stop (0-based, stop excluded), got start={start!r} stop={stop!r}")
     return Split(sname, start=start, stop=stop)
 
