@@ -39,7 +39,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import DatasetError, InputFileError
-from ..io import IMAGE_SUFFIXES, TIFF_SUFFIXES, atomic_write, read_array
+from ..io import IMAGE_SUFFIXES, TIFF_SUFFIXES, atomic_write, read_array, sha256_file
 from .fetch import cache_dir, dataset_dir
 from .generate import DatasetWarning
 from .registry import Dataset, load_registry, parse_entry
@@ -105,7 +105,13 @@ def missing_message(ds: Dataset, what: str | None = None) -> str:
 
 
 def require_installed(ds: Dataset) -> Path:
-    """The folder of an installed manual or local dataset; a clear error when it is missing."""
+    """The folder of an installed manual or local dataset; a clear error when it is missing or changed.
+
+    Each file is checked against its pinned sha256 (the registry's or the one
+    pinned at import) before the dataset is used, so a file changed in place
+    never goes into a record under its old hash; the check re-hashes only
+    when the file's size or modification time differ from the import's.
+    """
     if ds.layout_kind == "unpinned":
         raise DatasetError(f"dataset '{ds.name}': its file list is not pinned in the registry yet. {ds.instructions}")
     dest = dataset_dir(ds.name)
@@ -113,9 +119,46 @@ def require_installed(ds: Dataset) -> Path:
         for f in ds.files:
             if not (dest / f.path).is_file():
                 raise DatasetError(missing_message(ds, f.path))
+        pins = read_locks().get(ds.name, {})
+        for f in ds.files:
+            check_unchanged(ds.name, f.path, dest / f.path, f.sha256 or pins.get(f.path))
     elif not (dest / ds.layout.get("image_dir", "")).is_dir():
         raise DatasetError(missing_message(ds))
     return dest
+
+
+_STATS = ".stats.json"  # per dataset folder: {relative path: [size, mtime_ns, sha256]} seen at import
+
+
+def _read_stats(name: str) -> dict[str, list]:
+    try:
+        stats = json.loads((dataset_dir(name) / _STATS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return stats if isinstance(stats, dict) else {}
+
+
+def _remember_stat(name: str, rel: str, path: Path, sha256: str) -> None:
+    stats = _read_stats(name)
+    st = path.stat()
+    stats[rel] = [st.st_size, st.st_mtime_ns, sha256]
+    with atomic_write(dataset_dir(name) / _STATS, "w") as fh:
+        json.dump(stats, fh, indent=1)
+
+
+def check_unchanged(name: str, rel: str, path: Path, pinned: str | None) -> None:
+    """Refuse a dataset file whose content is no longer the pinned ``sha256`` (re-hashed when its stat changed)."""
+    if pinned is None:
+        return
+    st = path.stat()
+    seen = _read_stats(name).get(rel)
+    if seen == [st.st_size, st.st_mtime_ns, pinned]:
+        return
+    got = sha256_file(path)
+    if got != pinned:
+        raise DatasetError(f"{path}: changed since it was imported (sha256 {got}, pinned {pinned}); "
+                           f"re-import it: grainbench data import {name} PATH")
+    _remember_stat(name, rel, path, got)
 
 
 # --------------------------------------------------------------------------- import
@@ -194,6 +237,7 @@ def _install_file(ds: Dataset, rel: str, src: Path, *, check_shape: bool) -> Non
         raise
     if entry.sha256 is None:
         pin_hash(ds.name, rel, got)
+    _remember_stat(ds.name, rel, dest, got)
 
 
 def _copy_hashing(src: Path, dst: Path, chunk: int = 1 << 20) -> str:
@@ -212,25 +256,44 @@ def _copy_hashing(src: Path, dst: Path, chunk: int = 1 << 20) -> str:
 def check_structure(ds: Dataset, path: Path, *, shown_as: Path | None = None, check_shape: bool = True) -> None:
     """Check that ``path`` has the layout the registry describes for ``ds``; raise InputFileError if not."""
     kind = ds.layout_kind
+    where = shown_as or path
     if kind == "hdf5":
         shape = ds.shape if check_shape else None
-        check_hdf5(path, ds.layout, shape=shape, shown_as=shown_as)
+        found = check_hdf5(path, ds.layout, shape=shape, shown_as=shown_as)
+        depth = found[ds.layout.get("axes", "ZHW").index("Z")]
     elif kind in ("tiff", "npy"):
         arr = read_array(path)
         if arr.ndim != 3:
-            raise InputFileError(f"{shown_as or path}: expected a (Z, H, W) stack, got shape {arr.shape}")
+            raise InputFileError(f"{where}: expected a (Z, H, W) stack, got shape {arr.shape}")
+        _check_values(arr, where, "stack")
+        depth = arr.shape[0]
     else:
         raise DatasetError(f"dataset '{ds.name}': no structure check for layout {kind!r}")
+    for sname, sp in ds.splits.items():  # every split must fit, or a later run would crash
+        if sp.fraction is None and sp.stop is not None and sp.stop > depth:
+            raise InputFileError(f"{where}: {depth} slices, but split '{sname}' of dataset '{ds.name}' needs "
+                                 f"slices {sp.start}:{sp.stop}")
+
+
+def _check_values(arr: np.ndarray, where: object, what: str) -> None:
+    """Refuse an empty array (a zero-sized axis) or one with NaN/inf values."""
+    if 0 in arr.shape:
+        raise InputFileError(f"{where}: {what} has shape {arr.shape}, an axis of size 0")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise InputFileError(f"{where}: {what} holds NaN or infinite values")
 
 
 def check_hdf5(path: Path, layout: Mapping[str, Any], *, shape: Iterable[int] | None = None,
                shown_as: Path | None = None) -> None:
-    """Check an HDF5 stack: datasets present, same 3D shape, integer labels, boundary values as declared.
+    """Check an HDF5 stack: datasets present, same 3D shape, integer labels, boundary values as declared,
+    no empty axis, finite image values, no links to other files. Returns the common shape.
 
     Values are read in blocks along the first axis so a 1024 x 1024 x 296 stack
     is checked without loading it whole.
     """
     import h5py
+
+    from ..io import check_hdf5_links
 
     where = shown_as or path
     roles = {r: layout[r] for r in ("image", "labels", "boundary") if isinstance(layout.get(r), str)}
@@ -239,6 +302,7 @@ def check_hdf5(path: Path, layout: Mapping[str, Any], *, shape: Iterable[int] | 
     except OSError as exc:
         raise InputFileError(f"{where}: not a readable HDF5 file ({exc})") from None
     with f:
+        check_hdf5_links(f, where)
         found = sorted(f.keys())
         for role, key in roles.items():
             if key not in f or not isinstance(f[key], h5py.Dataset):
@@ -253,9 +317,16 @@ def check_hdf5(path: Path, layout: Mapping[str, Any], *, shape: Iterable[int] | 
         if shape is not None and tuple(shape) != next(iter(shapes.values())):
             raise InputFileError(f"{where}: shape {next(iter(shapes.values()))}, expected {tuple(shape)} "
                                  f"(axes {', '.join(axes)})")
+        common = next(iter(shapes.values()))
+        if 0 in common:
+            raise InputFileError(f"{where}: datasets have shape {common}, an axis of size 0")
         img = f[roles["image"]]
         if img.dtype.kind not in "uif" or img.dtype.itemsize > 8:
             raise InputFileError(f"{where}: dataset '{roles['image']}' has dtype {img.dtype}, expected a numeric image")
+        if img.dtype.kind == "f":
+            for block in _blocks(img):
+                if not np.isfinite(block).all():
+                    raise InputFileError(f"{where}: dataset '{roles['image']}' holds NaN or infinite values")
         if "labels" in roles and f[roles["labels"]].dtype.kind not in "ui":
             raise InputFileError(f"{where}: dataset '{roles['labels']}' has dtype {f[roles['labels']].dtype}, "
                                  "expected integer grain ids")
@@ -272,6 +343,7 @@ def check_hdf5(path: Path, layout: Mapping[str, Any], *, shape: Iterable[int] | 
             for block in _blocks(f[roles["labels"]]):
                 if block.size and block.min() < 0:
                     raise InputFileError(f"{where}: dataset '{roles['labels']}' has negative grain ids")
+    return tuple(common)
 
 
 def _blocks(dset, budget: int = 1 << 24):
