@@ -60,12 +60,20 @@ def to_float_image(arr: np.ndarray, *, where: str = "image") -> np.ndarray:
 
 
 def to_boundary(arr: np.ndarray, threshold: float = 127, *, where: str = "boundary") -> np.ndarray:
-    """A boundary map as bool: bool as is, {0, 1} maps non-zero, 8-bit maps ``> threshold``."""
-    if arr.dtype == bool:
-        return arr
-    if arr.dtype.kind not in "uif":
-        raise InputFileError(f"{where}: unsupported boundary dtype {arr.dtype}")
-    return arr > (threshold if arr.max(initial=0) > 1 else 0)
+    """A ground-truth boundary map as bool, under the input contract (:mod:`grainbench.contract`).
+
+    Binary maps (bool, 0/1, 0/255, 0/65535, float 0/1) are taken as they are;
+    grey masks (e.g. saved as JPEG) are thresholded at ``threshold`` grey
+    levels of 255 (the registry's ``layout.threshold``), whatever their dtype.
+    """
+    from ..contract import interpret
+
+    try:
+        read = interpret(arr, name=where)
+    except (TypeError, ValueError) as exc:
+        raise InputFileError(str(exc)) from None
+    values = read.values.numpy()
+    return values if read.kind == "mask" else values > threshold / 255.0
 
 
 def normalise(image: np.ndarray, boundary: np.ndarray | None, labels: np.ndarray | None = None, *,
