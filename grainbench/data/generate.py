@@ -82,7 +82,7 @@ class _Broken(Exception):
 def _read_stored(path: Path) -> tuple[dict[str, np.ndarray], str | None]:
     """The arrays of a stored NPZ and the digest stored with them; :class:`_Broken` if unreadable."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:  # our handle: closed on errors too
             arrays = {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, zlib.error) as exc:
         raise _Broken(f"{type(exc).__name__}: {exc}") from None
