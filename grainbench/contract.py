@@ -39,7 +39,8 @@ from .errors import InputFileError
 ArrayLike = Union[np.ndarray, torch.Tensor]
 Kind = Literal["mask", "probability"]
 
-__all__ = ["Interpreted", "interpret", "mask_from_colour", "rgb_to_grey", "GREY_WEIGHTS"]
+__all__ = ["GREY_WEIGHTS", "Interpreted", "as_binary", "as_probability", "interpret", "mask_from_colour", "require_mask",
+           "rgb_to_grey"]
 
 # ITU-R 601-2 luma, the weights PIL's convert("L") uses; TIFF and PNG share them.
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -53,7 +54,8 @@ class Interpreted:
     ----------
     kind : {"mask", "probability"}
     values : torch.Tensor
-        A bool tensor for a mask, a float32 tensor in [0, 1] for a probability.
+        A bool tensor for a mask; for a probability a float tensor in [0, 1]
+        (float32 for integer greys, the input's float dtype otherwise).
     """
 
     kind: Kind
@@ -128,7 +130,7 @@ def interpret(x: ArrayLike, *, name: str = "prediction") -> Interpreted:
                                  f"found range [{lo:.4g}, {hi:.4g}]")
         if bool(((t == 0) | (t == 1)).all()):
             return Interpreted("mask", t != 0)
-        return Interpreted("probability", t.to(torch.float32))
+        return Interpreted("probability", t)  # float32 or float64 as given: metrics keep the precision
     # integers torch holds: int8..int64 and uint8
     values = torch.unique(t).tolist()
     if t.dtype == torch.uint8:
@@ -148,9 +150,9 @@ def _binary_values(values: list, top: int | None) -> bool:
 
 
 def as_probability(x: ArrayLike, *, name: str = "prediction") -> torch.Tensor:
-    """``x`` as a float32 tensor in [0, 1]: a mask becomes 0/1, a probability stays as it is."""
+    """``x`` as a float tensor in [0, 1]: a mask becomes float32 0/1, a probability stays as it is."""
     r = interpret(x, name=name)
-    return r.values.to(torch.float32)
+    return r.values.to(torch.float32) if r.kind == "mask" else r.values
 
 
 def as_binary(x: ArrayLike, threshold: float = 0.5, *, name: str = "prediction") -> torch.Tensor:

@@ -50,7 +50,7 @@ def check_submission_name(name: str) -> str:
 def _read_values(arr: np.ndarray, where: str) -> tuple[np.ndarray | None, str | None]:
     """``arr`` as float32 in [0, 1] under the input contract, or the problem with it."""
     try:
-        return as_probability(arr, name=where).cpu().numpy(), None
+        return as_probability(arr, name=where).cpu().numpy().astype(np.float32, copy=False), None
     except (ValueError, TypeError) as exc:
         return None, str(exc)
 
