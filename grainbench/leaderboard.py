@@ -142,10 +142,12 @@ def _table_lines(table: pd.DataFrame, task: str, out_dir: Path, *, ranked: bool)
     for _, row in table.iterrows():
         links = ", ".join(f"[{k + 1}]({_link(p, out_dir)})" for k, p in enumerate(row["records"]))
         cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
-        flag = f"degenerate: {row['flag']}" if row["flag"] else ""
+        flags = ([f"degenerate: {row['flag']}"] if row["flag"] else []) + \
+            ([f"{DIRTY_MARK} dirty tree"] if row.get("dirty", False) else [])
+        flag = "; ".join(flags)
         if ranked and not row["flag"]:
             rank += 1
-        label = md_cell(row["model"]) + (f" {DIRTY_MARK}" if row.get("dirty", False) else "")
+        label = md_cell(row["model"])
         lines.append(f"| {rank if ranked and not row['flag'] else '-'} | {label} | {md_cell(row['mode'])} | "
                      f"{row['seeds']} | " + " | ".join(cells) + f" | {md_cell(flag)} | {links} |")
     return [*lines, ""]
