@@ -54,7 +54,7 @@ def format_cell(mean: float, std: float, seeds: int, digits: int = 4) -> str:
 
 def md_cell(value: object) -> str:
     """Text safe inside one Markdown table cell: HTML escaped, ``|`` escaped, newlines as spaces."""
-    text = html.escape(str(value), quote=True)
+    text = html.escape(str(value), quote=False)
     text = " ".join(text.split())  # newlines, tabs and runs of blanks become one space
     return text.replace("|", "\\|").replace("[", "\\[").replace("]", "\\]").replace("`", "\\`")
 
