@@ -108,3 +108,19 @@ def test_a_resumed_cuda_run_with_dropout_equals_an_uninterrupted_one(tmp_path):
     assert torch.equal(torch.cuda.get_rng_state(), end_full)
     for (k, a), b in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_publishing_needs_a_clean_tree_and_clean_records(work, monkeypatch, capsys):
+    from grainbench import records
+
+    monkeypatch.setattr(records, "_git_state", lambda cwd: ("0" * 40, True, "f" * 64))  # uncommitted changes
+    assert _classical("--publish") == 2
+    assert "uncommitted changes" in capsys.readouterr().err
+    assert not (work / "leaderboards").exists()
+    assert _classical() == 0  # an ordinary run is fine; its record says dirty
+    [path] = _records(work)
+    assert read_record(path)["git"]["dirty"] is True
+    md = main(["leaderboard", "build", "--records", "runs/records", "--out", "plain"])
+    assert md == 0 and "† dirty tree" in (work / "plain" / "synthetic.md").read_text()
+    assert main(["leaderboard", "build", "--records", "runs/records", "--out", "pub", "--publish"]) == 2
+    assert "not from a clean commit" in capsys.readouterr().err and not (work / "pub").exists()
