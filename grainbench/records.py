@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 import os
 import platform
 import subprocess
@@ -389,7 +388,3 @@ def _json_default(obj: Any) -> Any:
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
-
-def is_finite_number(value: Any) -> bool:
-    """A real, finite number (what the CI gate accepts)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -4,7 +4,6 @@ import copy
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -12,9 +11,8 @@ from grainbench.cli import main
 from grainbench.examples import example_pair
 from grainbench.protocol import get_protocol
 from grainbench.records import make_record, read_record, write_record
-from grainbench.regression import DEFAULT_TOLERANCES, compare_records, parse_tolerances
+from grainbench.regression import DEFAULT_TOLERANCES, GateError, compare_records, parse_tolerances
 from grainbench.scoring import score
-from grainbench.regression import GateError
 
 
 def _record(model="unet", preset="quick", overrides=None, model_args=None):
