@@ -352,15 +352,18 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
 def summary_table(outcomes: list[RunOutcome]) -> Any:
     """Mean and spread per (model, mode) over the seeds of these runs (a pandas DataFrame).
 
-    Ranked like the leaderboard: best first, degenerate predictions (``flag``) last.
+    Ranked like the leaderboard: fair rows best first, degenerate predictions
+    (``flag``) last, then the ``oracle`` rows (an upper bound, not ranked).
     """
-    from .leaderboard import collect, summarise
+    import pandas as pd
+
+    from .leaderboard import ORACLE, collect, summarise
     from .records import read_record
 
     paths = [p for o in outcomes for p in o.records]
     if not paths:
-        import pandas as pd
-
         return pd.DataFrame()
-    return summarise(collect([(p, read_record(p)) for p in paths]))
-
+    runs = collect([(p, read_record(p)) for p in paths])
+    parts = [summarise(part) for part in (runs[runs["mode"] != ORACLE], runs[runs["mode"] == ORACLE])
+             if not part.empty]
+    return pd.concat(parts, ignore_index=True)

@@ -171,3 +171,15 @@ def test_run_summary_ranks_degenerate_predictions_last(tmp_path):
     table = summary_table([RunOutcome(RunSpec("x", "synthetic"), "done", paths)])
     assert list(table["model"]) == ["classical", "all_boundary"]
     assert list(table["flag"]) == ["", "no grains"]
+
+
+def test_run_summary_lists_oracle_rows_after_the_fair_ranking(tmp_path):
+    from grainbench.runner import RunOutcome, RunSpec, summary_table
+
+    records = tmp_path / "records"
+    paths = [write_record(_record("fast_finecut", mode="oracle", shift=1), records),
+             write_record(_record("fast_finecut", mode="chain", shift=3), records),
+             write_record(_record("unet", shift=2), records)]
+    table = summary_table([RunOutcome(RunSpec("x", "synthetic"), "done", paths)])
+    assert list(zip(table["model"], table["mode"])) == [("unet", "-"), ("fast_finecut", "chain"),
+                                                         ("fast_finecut", "oracle")]

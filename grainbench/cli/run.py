@@ -108,9 +108,11 @@ def _print_summary(table, title: str) -> None:
     for c in ("#", "method", "mode", "seeds", *cols, "flag"):
         out.add_column(c, justify="left" if c in ("method", "mode", "flag") else "right")
     rank = 0
-    for _, row in table.iterrows():  # ranked like the leaderboard: degenerate predictions last, unranked
+    for _, row in table.iterrows():  # ranked like the leaderboard: degenerate and oracle rows unranked, last
         cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
-        rank += not row["flag"]
-        out.add_row("-" if row["flag"] else str(rank), escape(row["model"]), row["mode"], str(row["seeds"]),
-                    *cells, escape(f"degenerate: {row['flag']}" if row["flag"] else ""))
+        ranked = not row["flag"] and row["mode"] != "oracle"
+        rank += ranked
+        note = f"degenerate: {row['flag']}" if row["flag"] else ("upper bound" if row["mode"] == "oracle" else "")
+        out.add_row(str(rank) if ranked else "-", escape(row["model"]), row["mode"], str(row["seeds"]),
+                    *cells, escape(note))
     console.print(out)
