@@ -1,8 +1,18 @@
 """Leaderboards built from run records only: Markdown for reading, CSV for tools.
 
 One table per (protocol, preset) per dataset, best first, each row linking
-the records it averages; the numbers reported in the seed papers are listed
-apart, marked "reported", never mixed into the reproduced ranking.
+the records it averages. Fair rows only are ranked: a propagation method
+scored with the true mask of slice z-1 (``oracle`` mode) goes to its own
+"upper bound" table, never ranked with the others; the fair table holds its
+``chain`` score. A degenerate prediction (no grains, or a grain count far
+from the truth's; :mod:`grainbench.tables`) is flagged and ranked last.
+Records made from a dirty work tree are marked (and refused with
+``publish=True``). The numbers reported in the seed papers are listed apart,
+marked "reported", never mixed into the reproduced ranking.
+
+Every name that reaches a path was validated when its record was read
+(:mod:`grainbench.names`), every file is written inside ``out_dir``, every
+table cell is escaped, and pictures are linked from records only.
 """
 
 from __future__ import annotations
@@ -16,12 +26,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import GrainbenchError
 from .io import atomic_write
-from .records import load_records
+from .names import validate_name
+from .records import RecordError, load_records
+from .tables import assignments, format_cell, mean_and_spread, md_cell, newest, rank_rows
+
+__all__ = ["COLUMNS_BOUNDARY", "COLUMNS_PHASE", "PRIMARY", "assignments", "build_leaderboards", "collect",
+           "format_cell", "mean_and_spread", "newest", "reported_results", "summarise"]
 
 COLUMNS_BOUNDARY = ("vi", "vi_split", "vi_merge", "ari", "map", "bf1", "bde", "dice")
 COLUMNS_PHASE = ("accuracy", "iou", "dice", "bf1", "bde")
 PRIMARY = {"boundary": ("vi", True), "phase": ("iou", False)}  # metric, ascending
+#: Averaged beside the table columns to flag degenerate predictions.
+GRAIN_COUNTS = ("grain_count_pred", "grain_count_gt")
+ORACLE = "oracle"
+DIRTY_MARK = "†"
 
 
 def reported_results(dataset: str | None = None) -> pd.DataFrame:
@@ -29,36 +49,6 @@ def reported_results(dataset: str | None = None) -> pd.DataFrame:
     text = resources.files("grainbench").joinpath("reported.csv").read_text(encoding="utf-8")
     table = pd.read_csv(io.StringIO(text), keep_default_na=False)
     return table if dataset is None else table[table["dataset"] == dataset].reset_index(drop=True)
-
-
-def assignments(values: dict | None) -> str:
-    """``{"width": 8, "loss": "cbw"}`` -> ``"loss=cbw, width=8"``: how labels show changed settings."""
-    return ", ".join(f"{k}={v}" for k, v in sorted((values or {}).items()))
-
-
-def newest(runs: pd.DataFrame, key: list[str]) -> pd.DataFrame:
-    """Only the newest row (by ``created``) of each ``key``, in the original order, without ``created``."""
-    latest = runs.sort_values("created", kind="stable").drop_duplicates(key, keep="last")
-    return latest.sort_index().drop(columns="created")
-
-
-def mean_and_spread(runs: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:
-    """Per group of ``by``: the mean of ``columns``, their sample std (``<c>_std``), ``seeds`` and ``records``."""
-    grouped = runs.groupby(by, sort=False)
-    out = grouped[columns].mean()
-    std = grouped[columns].std(ddof=1).fillna(0.0)
-    for c in columns:
-        out[f"{c}_std"] = std[c]
-    out["seeds"] = grouped.size()
-    out["records"] = grouped["record"].apply(list)
-    return out.reset_index()
-
-
-def format_cell(mean: float, std: float, seeds: int, digits: int = 4) -> str:
-    """``mean`` alone for one seed, ``mean ± std`` for several, ``-`` for a missing value."""
-    if pd.isna(mean):
-        return "-"
-    return f"{mean:.{digits}f}" if seeds < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
@@ -88,6 +78,7 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
             "seed": cfg.get("seed"),
             "created": rec.get("created", ""),
             "record": str(path),
+            "dirty": bool(rec["git"].get("dirty")),
             **rec["metrics"]["aggregate"],
         })
     runs = pd.DataFrame(rows)
@@ -99,12 +90,18 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds per (model, mode); best first by the primary metric."""
+    """Mean and standard deviation over seeds per (model, mode); best first by the primary metric.
+
+    Degenerate rows (``flag`` not empty, see :func:`grainbench.tables.rank_rows`) come last;
+    ``dirty`` tells whether any averaged record came from a dirty work tree.
+    """
     task = runs["task"].iloc[0]
     metric, ascending = PRIMARY.get(task, PRIMARY["boundary"])
-    columns = [c for c in (COLUMNS_PHASE if task == "phase" else COLUMNS_BOUNDARY) if c in runs]
+    columns = [c for c in (*(COLUMNS_PHASE if task == "phase" else COLUMNS_BOUNDARY), *GRAIN_COUNTS) if c in runs]
     out = mean_and_spread(runs, ["model", "mode"], columns)
-    return out.sort_values(metric, ascending=ascending, kind="stable").reset_index(drop=True)
+    if "dirty" in runs:
+        out["dirty"] = runs.groupby(["model", "mode"], sort=False)["dirty"].any().to_numpy()
+    return rank_rows(out, metric, ascending)
 
 
 def split_merge_figures(dataset: str, runs: pd.DataFrame, records: dict[str, dict], out_dir: Path
@@ -130,44 +127,101 @@ def split_merge_figures(dataset: str, runs: pd.DataFrame, records: dict[str, dic
         if not points:
             continue
         name = re.sub(r"[^A-Za-z0-9_.@-]+", "_", f"{protocol}-{preset}")
-        path = out_dir / "figures" / dataset / f"{name}-split-merge.png"
+        path = _inside(out_dir, out_dir / "figures" / validate_name(dataset, "dataset") / f"{name}-split-merge.png")
         written[(protocol, preset)] = plot_split_merge(
             points, path, title=f"{dataset}: per-slice split vs merge ({protocol}, {preset})")
     return written
 
 
+def _table_lines(table: pd.DataFrame, task: str, out_dir: Path, *, ranked: bool) -> list[str]:
+    """Markdown rows of one summarised table: rank (``-`` for degenerate or unranked rows), escaped cells."""
+    cols = [c for c in (COLUMNS_PHASE if task == "phase" else COLUMNS_BOUNDARY) if c in table]
+    lines = ["| # | method | mode | seeds | " + " | ".join(cols) + " | flag | records |",
+             "|---|---|---|---|" + "---|" * len(cols) + "---|---|"]
+    rank = 0
+    for _, row in table.iterrows():
+        links = ", ".join(f"[{k + 1}]({_link(p, out_dir)})" for k, p in enumerate(row["records"]))
+        cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
+        flags = ([f"degenerate: {row['flag']}"] if row["flag"] else []) + \
+            ([f"{DIRTY_MARK} dirty tree"] if row.get("dirty", False) else [])
+        flag = "; ".join(flags)
+        if ranked and not row["flag"]:
+            rank += 1
+        label = md_cell(row["model"])
+        lines.append(f"| {rank if ranked and not row['flag'] else '-'} | {label} | {md_cell(row['mode'])} | "
+                     f"{row['seeds']} | " + " | ".join(cells) + f" | {md_cell(flag)} | {links} |")
+    return [*lines, ""]
+
+
+def _link(path: str | os.PathLike, out_dir: Path) -> str:
+    """A relative link target, with the characters Markdown would misread percent-encoded."""
+    from urllib.parse import quote
+
+    return quote(Path(os.path.relpath(path, out_dir)).as_posix(), safe="/._-@+:")
+
+
+def _inside(out_dir: Path, path: Path) -> Path:
+    """``path`` if it lies inside ``out_dir``; a :class:`GrainbenchError` otherwise."""
+    root = Path(out_dir).resolve()
+    full = Path(path).resolve()
+    if full != root and root not in full.parents:
+        raise GrainbenchError(f"{path}: outside the output folder {out_dir}; not writing it")
+    return path
+
+
+def _overlays(runs: pd.DataFrame, records: dict[str, dict], out_dir: Path) -> list[tuple[str, Path]]:
+    """The overlay pictures the records of ``runs`` name, that exist inside ``out_dir``."""
+    found: dict[Path, str] = {}
+    root = Path(out_dir).resolve()
+    for _, row in runs.iterrows() if not runs.empty else []:
+        rec = records.get(row["record"])
+        picture = (rec or {}).get("figures", {}).get("overlay")
+        if not picture:
+            continue
+        path = Path(picture).resolve()
+        if path.is_file() and root in path.parents:
+            mode = "" if row["mode"] == "-" else f" ({row['mode']})"
+            found.setdefault(path, f"{row['model']}{mode}, {row['preset']}")
+    return sorted(((label, path) for path, label in found.items()), key=lambda t: t[0])
+
+
 def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
-                    bad: list[str], figures: dict[tuple[str, str], Path] | None = None) -> str:
-    lines = [f"# Leaderboard: {dataset}", "",
+                    bad: list[str], figures: dict[tuple[str, str], Path] | None = None,
+                    records: dict[str, dict] | None = None) -> str:
+    lines = [f"# Leaderboard: {md_cell(dataset)}", "",
              "Built by `grainbench leaderboard build` from the run records only; do not edit by hand.",
              "Mean ± sample standard deviation over seeds. VI = split + merge (bits, lower is better).", ""]
     if runs.empty:
         lines += ["No reproduced runs yet.", ""]
     groups = runs.groupby(["protocol", "preset"], sort=True) if not runs.empty else []
     for (protocol, preset), group in groups:
-        table = summarise(group)
         task = group["task"].iloc[0]
-        cols = [c for c in (COLUMNS_PHASE if task == "phase" else COLUMNS_BOUNDARY) if c in table]
-        lines += [f"## Reproduced: protocol `{protocol}`, preset `{preset}`", ""]
-        lines.append("| # | method | mode | seeds | " + " | ".join(cols) + " | records |")
-        lines.append("|---|---|---|---|" + "---|" * len(cols) + "---|")
-        for i, row in table.iterrows():
-            links = ", ".join(f"[{k + 1}]({Path(os.path.relpath(p, out_dir)).as_posix()})"
-                              for k, p in enumerate(row["records"]))
-            cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
-            lines.append(f"| {i + 1} | {row['model']} | {row['mode']} | {row['seeds']} | " + " | ".join(cells)
-                         + f" | {links} |")
-        lines.append("")
+        fair, oracle = group[group["mode"] != ORACLE], group[group["mode"] == ORACLE]
+        heading = f"protocol `{md_cell(protocol)}`, preset `{md_cell(preset)}`"
+        if not fair.empty:
+            lines += [f"## Reproduced: {heading}", ""]
+            lines += _table_lines(summarise(fair), task, out_dir, ranked=True)
+        if not oracle.empty:
+            lines += [f"### Upper bound: ground-truth previous slice ({heading}; not ranked)", "",
+                      "Propagation methods given the true mask of slice z-1 at test time (`oracle` mode). "
+                      "No real segmentation has it, so these rows are an upper bound, never ranked with the "
+                      "fair rows above (which score the same methods in `chain` mode, on their own previous "
+                      "prediction).", ""]
+            lines += _table_lines(summarise(oracle), task, out_dir, ranked=False)
         figure = (figures or {}).get((protocol, preset))
         if figure is not None:
             rel = Path(os.path.relpath(figure, out_dir)).as_posix()
             lines += [f"![per-slice split vs merge VI]({rel})", ""]
-    overlays = sorted((out_dir / "figures" / dataset).glob("*-overlay.png"))
+    if not runs.empty and runs["dirty"].any():
+        lines += [f"{DIRTY_MARK} from a work tree with uncommitted changes: the numbers may not come from the "
+                  "commit the record names. Published tables hold clean records only (see README, Publishing).",
+                  ""]
+    overlays = _overlays(runs, records or {}, out_dir)
     if overlays:
         lines += ["## Error overlays (middle test slice; TP cyan, FP yellow, FN red, 2 px tolerance)", ""]
-        for path in overlays:
+        for label, path in overlays:
             rel = Path(os.path.relpath(path, out_dir)).as_posix()
-            lines.append(f"- [{path.stem.removesuffix('-overlay')}]({rel})")
+            lines.append(f"- [{md_cell(label)}]({rel})")
         lines.append("")
     if not reported.empty:
         lines += ["## Reported in the papers (not reproduced here)", "",
@@ -180,29 +234,38 @@ def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, ou
             lines.append("|---|---|" + "---|" * len(metrics))
             for (method, setting), row in wide.iterrows():
                 cells = ["" if pd.isna(row[m]) else f"{row[m]:g}" for m in metrics]
-                lines.append(f"| {method} | {setting or '-'} | " + " | ".join(cells) + " |")
+                lines.append(f"| {md_cell(method)} | {md_cell(setting or '-')} | " + " | ".join(cells) + " |")
             lines.append("")
     if bad:
-        lines += ["## Records that could not be read", ""] + [f"- {b}" for b in bad] + [""]
+        lines += ["## Records that could not be read", ""] + [f"- {md_cell(b)}" for b in bad] + [""]
     return "\n".join(lines)
 
 
 def build_leaderboards(records_dir: str | os.PathLike = "leaderboards/records",
                        out_dir: str | os.PathLike = "leaderboards",
-                       datasets: list[str] | None = None, *, with_figures: bool = True
+                       datasets: list[str] | None = None, *, with_figures: bool = True, publish: bool = False
                        ) -> dict[str, list[Path]]:
     """Rebuild ``<out_dir>/<dataset>.md`` and ``.csv`` from the records under ``records_dir``.
 
     With ``with_figures`` each table also gets its per-slice split vs merge
-    plot under ``<out_dir>/figures/<dataset>/``; overlays the runner left
-    there are linked. Returns the files written per dataset. Corrupt records
-    are listed in the Markdown (and skipped), never half-read.
+    plot under ``<out_dir>/figures/<dataset>/``; the overlays the records
+    name are linked. Returns the files written per dataset. Corrupt or
+    ill-typed records are listed in the Markdown (and skipped), never
+    half-read. Records from a dirty work tree are marked; with ``publish``
+    they are refused (:class:`RecordError` listing them) and nothing is written.
     """
     out_dir = Path(out_dir)
     records_dir = Path(records_dir)
     from .tracking.leaderboard import TRACKING_PROTOCOL, build_tracking_leaderboard
 
+    for name in datasets or []:
+        validate_name(name, "dataset")
     records, bad = load_records(records_dir) if records_dir.exists() else ([], [])
+    if publish:
+        dirty = [str(path) for path, rec in records if rec["git"].get("dirty") is not False]
+        if dirty:
+            raise RecordError(f"{len(dirty)} record(s) not from a clean commit, refused for publishing: "
+                              + ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else ""))
     # 3D tracking records get their own tables (<dataset>_tracking.md), tracker x boundary source.
     is_tracking = [rec["protocol"].get("name") == TRACKING_PROTOCOL["name"] for _, rec in records]
     tracked = {rec["config"]["dataset"] for (_, rec), t in zip(records, is_tracking) if t}
@@ -218,8 +281,9 @@ def build_leaderboards(records_dir: str | os.PathLike = "leaderboards/records",
         subset = runs[runs["dataset"] == dataset] if not runs.empty else runs
         reported = reported_results(dataset)
         figures = split_merge_figures(dataset, subset, by_path, out_dir) if with_figures else {}
-        md = render_markdown(dataset, subset, reported, out_dir, bad, figures)
-        md_path, csv_path = out_dir / f"{dataset}.md", out_dir / f"{dataset}.csv"
+        md = render_markdown(dataset, subset, reported, out_dir, bad, figures, by_path)
+        md_path = _inside(out_dir, out_dir / f"{validate_name(dataset, 'dataset')}.md")
+        csv_path = _inside(out_dir, out_dir / f"{dataset}.csv")
         with atomic_write(md_path, "w") as fh:
             fh.write(md)
         with atomic_write(csv_path, "w") as fh:
@@ -235,7 +299,7 @@ def _csv_table(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
     frames: list[pd.DataFrame] = []
     if not runs.empty:
         metric_cols = [c for c in runs.columns if c not in ("dataset", "protocol", "task", "preset", "model", "mode",
-                                                            "seed", "record")]
+                                                            "seed", "record", "dirty")]
         long = runs.melt(id_vars=["dataset", "protocol", "preset", "model", "mode", "seed", "record"],
                          value_vars=metric_cols, var_name="metric", value_name="value").dropna(subset=["value"])
         long.insert(0, "source", "reproduced")

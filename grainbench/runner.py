@@ -4,7 +4,9 @@ A run is one (dataset, method, preset, seed, protocol) with its scoring
 modes; each mode gives one record. Runs are resumable at two levels:
 
 - a run whose records all exist (same model, dataset, split, protocol,
-  preset, seed, mode, model arguments and preset overrides) is skipped;
+  preset, seed, mode, model arguments and preset overrides, the same
+  dataset hashes and the same code version, :func:`grainbench.records.code_version`)
+  is skipped, unless ``force``;
 - training writes ``last.pt`` every epoch under the run's work folder, so an
   interrupted fit continues from its last finished epoch, and a finished one
   leaves ``model.pt``, which later runs load instead of training again.
@@ -23,13 +25,14 @@ from typing import Any
 from . import data
 from .data.volume import Volume
 from .errors import GrainbenchError
-from .io import atomic_write, safe_name, sha256_file
+from .io import atomic_write, sha256_file
+from .names import path_component
 from .methods import create_model
 from .methods.registry import get_model_class
 from .plugins import accepts
 from .paths import runs_root, user_records_dir
 from .protocol import Protocol, get_protocol
-from .records import load_records, make_record, write_record
+from .records import code_version, load_records, make_record, write_record
 
 #: Split roles of a run.
 TRAIN, VAL, TEST = "train", "val", "test"
@@ -37,6 +40,14 @@ TRAIN, VAL, TEST = "train", "val", "test"
 
 class RunError(GrainbenchError):
     """A run cannot be set up (unknown preset for a method, bad option value)."""
+
+
+def config_tag(base: str, settings: Any) -> str:
+    """``base``, or ``base-<hash8>`` of the JSON of ``settings`` when they are not empty: work-folder names."""
+    if not settings or (isinstance(settings, (list, tuple)) and not any(settings)):
+        return base
+    blob = json.dumps(settings, sort_keys=True, default=str)
+    return f"{base}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -83,11 +94,9 @@ class RunSpec:
 
     def work_dir(self, root: Path) -> Path:
         """Folder of this run's checkpoints: ``<root>/<dataset>/<model>/<preset>[-<args hash>]-seed<S>``."""
-        tag = self.preset
-        if self.model_args or self.overrides:
-            blob = json.dumps([self.model_args, self.overrides], sort_keys=True, default=str)
-            tag += "-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
-        return root / safe_name(self.dataset) / safe_name(self.model) / f"{tag}-seed{self.seed}"
+        tag = config_tag(path_component(self.preset, "preset"), [self.model_args, self.overrides])
+        return (root / path_component(self.dataset, "dataset") / path_component(self.model, "model")
+                / f"{tag}-seed{self.seed}")
 
 
 @dataclass
@@ -131,12 +140,21 @@ def existing_records(records_dir: Path, dataset: str) -> list[tuple[Path, dict]]
     return load_records(folder)[0] if folder.exists() else []
 
 
-def completed_records(spec: RunSpec, records: list[tuple[Path, dict]], context: str) -> dict[str | None, Path]:
-    """Records of ``spec`` among ``records``, by mode (the newest when there are several)."""
+def completed_records(spec: RunSpec, records: list[tuple[Path, dict]], context: str,
+                      dataset_hashes: dict[str, str] | None = None, code: str | None = None
+                      ) -> dict[str | None, Path]:
+    """Records of ``spec`` among ``records``, by mode (the newest when there are several).
+
+    A record counts only when it was made on the same data (``dataset_hashes``,
+    default: the dataset's hashes now) by the same code (``code``, default:
+    :func:`grainbench.records.code_version` now).
+    """
     found: dict[str | None, tuple[str, Path]] = {}
     wanted = {m: spec.identity(m) for m in modes_for(context, spec.modes, data.get_dataset(spec.dataset).serial)}
+    hashes = data.dataset_hashes(spec.dataset) if dataset_hashes is None else dataset_hashes
+    code = code_version() if code is None else code
     for path, rec in records:
-        if rec.get("kind") != "run":
+        if rec.get("kind") != "run" or rec["dataset"]["hashes"] != hashes or rec["code_version"] != code:
             continue
         cfg = rec["config"]
         for mode, ident in wanted.items():
@@ -166,7 +184,7 @@ class DataCache:
 def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | None = None,
             figures_dir: Path | None = None, cache: DataCache | None = None, progress: bool = True,
             max_epochs: int | None = None, tolerant: bool = False, log: Callable[[str], None] = print,
-            existing: list[tuple[Path, dict]] | None = None) -> RunOutcome:
+            existing: list[tuple[Path, dict]] | None = None, force: bool = False) -> RunOutcome:
     """Run (or resume, or skip) one :class:`RunSpec`; returns its :class:`RunOutcome`.
 
     Parameters
@@ -187,6 +205,9 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     existing : list, optional
         The dataset's records already read (:func:`existing_records`); the
         records this run writes are appended to it. Default: read the folder.
+    force : bool
+        Run even when records of this run exist (same config, data and code);
+        the new records are added beside the old ones (the newest counts).
     """
     from ._backend import resolve_device
     from .inference import evaluate
@@ -196,9 +217,15 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     cls = get_model_class(spec.model)
     if existing is None:
         existing = existing_records(records_dir, spec.dataset)
-    done = completed_records(spec, existing, cls.context)
+    from .training.determinism import use_deterministic
+    from .training.presets import get_preset
+
+    use_deterministic()
+    hashes = data.dataset_hashes(spec.dataset)
+    done = {} if force else completed_records(spec, existing, cls.context, hashes)
     modes = modes_for(cls.context, spec.modes, data.get_dataset(spec.dataset).serial)
     if all(m in done for m in modes):
+        log(f"{spec.model}: skipped: a record of this run exists ({done[modes[0]]}); pass --force to rerun")
         return RunOutcome(spec, "skipped", [done[m] for m in modes], fit_source="none")
 
     learns = bool(cls.presets)
@@ -224,7 +251,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         method.load(final)
         checkpoint_sha = sha256_file(final)
         fit_info = _read_fit_info(work / "fit.json")
-        train_seconds = float(fit_info.get("seconds", 0.0))  # the training that made these weights
+        train_seconds = float(fit_info.get("seconds", 0.0))  # the training that made these weights, all segments
         source = "checkpoint"
     elif learns:
         train = cache.get(spec.dataset, TRAIN)
@@ -234,14 +261,13 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
             f"seed {spec.seed} ({len(train)} training slices, checkpoints in {work})")
         fit = method.fit(train, val, preset=spec.preset, seed=spec.seed, checkpoint_dir=work, progress=progress,
                          max_epochs=max_epochs, **spec.overrides)
-        from .training.presets import get_preset
-
         # The preset the method actually used (methods may adjust it, e.g. 3D patch sizes).
         planned = (fit.config.get("preset") or {}).get("epochs") or get_preset(spec.preset, **spec.overrides).epochs
         if fit.epochs < planned:
             log(f"{spec.model}: stopped after epoch {fit.epochs}; run again to resume")
             return RunOutcome(spec, "interrupted", fit_source=source)
         fit_info = {k: v for k, v in fit.to_dict().items() if k != "config"}
+        fit_info["preset_config"] = fit.config.get("preset")  # every field, as the method used it
         train_seconds = fit.seconds
         if hasattr(method, "save"):
             checkpoint_sha = method.save(final)
@@ -250,11 +276,13 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
 
     overlay_slice = len(test) // 2
     figures: list[Path] = []
+    overlay_of: dict[str | None, Path] = {}
 
     def draw(pred: Any) -> None:
         if figures_dir is None or test.boundary is None:
             return
         from .figures import error_overlay, save_png
+        from .io import safe_name
         from .scoring import prepare_ground_truth, prepare_prediction
 
         z = overlay_slice
@@ -262,8 +290,10 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         truth = prepare_ground_truth(test.boundary[z:z + 1], protocol).cpu().numpy()[0]  # thinned traces
         suffix = f"-{pred.mode}" if pred.mode else ""
         preset = spec.preset + "".join(f"_{k}={v}" for k, v in sorted(spec.overrides.items()))
-        path = figures_dir / safe_name(spec.dataset) / f"{safe_name(spec.model)}{suffix}-{safe_name(preset)}-overlay.png"
+        name = safe_name(f"{path_component(spec.model, 'model')}{suffix}-{preset}")
+        path = figures_dir / path_component(spec.dataset, "dataset") / f"{name}-overlay.png"
         figures.append(save_png(error_overlay(test.image[z], binary, truth, tolerance=2.0), path))
+        overlay_of[pred.mode] = path
 
     log(f"{spec.model}: predicting and scoring {spec.dataset}/{spec.split} ({len(test)} slices)")
     todo = tuple(m for m in modes if m not in done)
@@ -271,16 +301,21 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
                        device=str(resolve_device(device)), on_prediction=draw if spec.seed == 0 else None,
                        tolerant=tolerant)
     paths = [done[m] for m in modes if m in done]
+    preset_config = None
+    if learns:
+        preset_config = fit_info.get("preset_config") or get_preset(spec.preset, **spec.overrides).to_dict()
     for res in results:
         config = {**spec.identity(res["mode"]), "context": cls.context, "method_config": res["config"],
                   "trained_from": source, "first_prev": res["first_prev"],
-                  "train_split": TRAIN if learns else None}
+                  "train_split": TRAIN if learns else None, "preset_config": preset_config}
+        overlay = overlay_of.get(res["mode"])
         record = make_record(
             config=config, protocol=protocol.to_dict(), aggregate=res["aggregate"], per_slice=res["per_slice"],
             timings={"train_s": train_seconds, "predict_s": res["predict_seconds"],
                      "score_s": res["score_seconds"], "slices_per_s": res["slices_per_s"]},
-            dataset_hashes=data.dataset_hashes(spec.dataset), checkpoint_sha256=checkpoint_sha,
-            device=str(resolve_device(device)), extra={"fit": fit_info, "parameters": method.num_parameters()})
+            dataset_hashes=hashes, checkpoint_sha256=checkpoint_sha,
+            device=str(resolve_device(device)), figures={"overlay": str(overlay)} if overlay else None,
+            extra={"fit": fit_info, "parameters": method.num_parameters()})
         paths.append(write_record(record, records_dir / spec.dataset))
         existing.append((paths[-1], record))
     return RunOutcome(spec, "done", paths, figures, source)
@@ -329,7 +364,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
              records_dir: Path | None = None, work_root: Path | None = None,
              device: str | None = None, figures_dir: Path | None = None, progress: bool = True,
              max_epochs: int | None = None, tolerant: bool = False,
-             log: Callable[[str], None] = print) -> list[RunOutcome]:
+             log: Callable[[str], None] = print, force: bool = False) -> list[RunOutcome]:
     """Every (model, seed) of one dataset, in order; the dataset is loaded once.
 
     ``protocol`` defaults to the dataset's protocol in the registry.
@@ -356,21 +391,27 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
             t0 = time.perf_counter()
             outcome = run_one(spec, records_dir=records_dir, work_root=work_root, device=device,
                               figures_dir=figures_dir, cache=cache, progress=progress, max_epochs=max_epochs,
-                              tolerant=tolerant, log=log, existing=existing)
+                              tolerant=tolerant, log=log, existing=existing, force=force)
             log(f"{name} seed {seed}: {outcome.status} in {time.perf_counter() - t0:.1f} s")
             outcomes.append(outcome)
     return outcomes
 
 
 def summary_table(outcomes: list[RunOutcome]) -> Any:
-    """Mean and spread per (model, mode) over the seeds of these runs (a pandas DataFrame)."""
-    from .leaderboard import collect, summarise
+    """Mean and spread per (model, mode) over the seeds of these runs (a pandas DataFrame).
+
+    Ranked like the leaderboard: fair rows best first, degenerate predictions
+    (``flag``) last, then the ``oracle`` rows (an upper bound, not ranked).
+    """
+    import pandas as pd
+
+    from .leaderboard import ORACLE, collect, summarise
     from .records import read_record
 
     paths = [p for o in outcomes for p in o.records]
     if not paths:
-        import pandas as pd
-
         return pd.DataFrame()
-    return summarise(collect([(p, read_record(p)) for p in paths]))
-
+    runs = collect([(p, read_record(p)) for p in paths])
+    parts = [summarise(part) for part in (runs[runs["mode"] != ORACLE], runs[runs["mode"] == ORACLE])
+             if not part.empty]
+    return pd.concat(parts, ignore_index=True)

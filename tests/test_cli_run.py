@@ -54,7 +54,7 @@ def test_run_writes_records_leaderboard_and_figures(work, capsys):
     timings = unet_rec["timings"]
     assert timings["train_s"] > 0 and timings["predict_s"] > 0 and timings["score_s"] > 0
     env = unet_rec["environment"]
-    assert env["torch"] and env["grainbench"] and "cuda" in env
+    assert env["libraries"]["torch"] and env["grainbench"] and "cuda" in env
     assert unet_rec["dataset"]["hashes"]["generated"] == data.dataset_hashes("synthetic")["generated"]
     # The recorded checkpoint hash is that of the saved weights.
     [model_pt] = (work / "runs/synthetic/unet").glob("*/model.pt")
@@ -185,7 +185,10 @@ def test_tolerant_scores_are_recorded_on_request(work):
     assert 0 < agg["gauss_f1"] <= 1
 
 
-def test_publish_writes_the_published_folder_only_when_asked(work):
+def test_publish_writes_the_published_folder_only_when_asked(work, monkeypatch):
+    from grainbench import records
+
+    monkeypatch.setattr(records, "_git_state", lambda cwd: ("0" * 40, False, None))  # a clean checkout
     assert _run("--model", "classical", "--publish") == 0
     assert list((work / "leaderboards/records/synthetic").glob("*.json"))
     assert (work / "leaderboards/synthetic.md").exists()

@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import GrainbenchError
 from ._console import err_console
 
-SUBCOMMANDS = ("run", "score", "data", "leaderboard", "check", "submit", "models", "track")
+SUBCOMMANDS = ("run", "score", "data", "leaderboard", "check", "submit", "models", "track", "schema")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,13 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--out", dest="leaderboards", default=None,
                    help="where the tables are written (default <runs>/leaderboards; see --publish)")
     b.add_argument("--dataset", action="append", help="only these datasets (repeatable); default: all with records")
+    # with --publish, records from a dirty work tree are refused (marked with a dagger otherwise)
     add_publish_argument(b)
     b.set_defaults(func=run_build)
 
 
 def run_build(args: argparse.Namespace) -> int:
     resolve_outputs(args)
-    written = build_leaderboards(args.records, args.leaderboards, args.dataset)
+    written = build_leaderboards(args.records, args.leaderboards, args.dataset, publish=args.publish)
     if not written:
         console.print(f"no records under {args.records}; nothing written")
     for dataset, paths in written.items():

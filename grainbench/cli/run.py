@@ -15,6 +15,7 @@ from ..leaderboard import (
     format_cell,
 )
 from ..plugins import parse_assignments
+from ..records import require_clean_tree
 from ..runner import RunError, run_many, summary_table
 from ._console import console, err_console
 from ._outputs import add_publish_argument, resolve_outputs
@@ -55,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerant", action="store_true",
                    help="also record seed 003's normalised-Gaussian tolerant precision/recall/F1 (sigma 3 px)")
     p.add_argument("--no-leaderboard", action="store_true", help="only write records")
+    p.add_argument("--force", action="store_true",
+                   help="run even when a record of this run (same config, dataset hashes, code version) exists")
     p.add_argument("--max-epochs", type=int, help=argparse.SUPPRESS)  # stop early: tests of resuming
     add_publish_argument(p)
     p.set_defaults(func=run)
@@ -62,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     resolve_outputs(args)
+    if args.publish:
+        require_clean_tree("grainbench run --publish")
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     if not models:
         raise RunError("--model names no model")
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         model_args=parse_assignments(args.model_arg, "--model-arg", error=RunError),
         overrides=parse_assignments(args.overrides, "--set", error=RunError),
         records_dir=args.records, work_root=args.workdir,
-        device=device, figures_dir=figures, max_epochs=args.max_epochs, tolerant=args.tolerant,
+        device=device, figures_dir=figures, max_epochs=args.max_epochs, tolerant=args.tolerant, force=args.force,
         log=lambda msg: err_console.print(escape(msg), highlight=False))
     for o in outcomes:
         for path in o.records:
@@ -86,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         _print_summary(table, f"{args.dataset}: {', '.join(models)} (preset {args.preset}, seeds "
                               f"{','.join(map(str, args.seed))})")
     if not args.no_leaderboard:
-        for path in build_leaderboards(args.records, args.leaderboards, [args.dataset])[args.dataset]:
+        for path in build_leaderboards(args.records, args.leaderboards, [args.dataset],
+                                       publish=args.publish)[args.dataset]:
             console.print(f"leaderboard: {escape(str(path))}", highlight=False)
     if interrupted:
         err_console.print(f"[yellow]{len(interrupted)} run(s) stopped before the end of training; "
@@ -99,9 +105,14 @@ def _print_summary(table, title: str) -> None:
     cols = [c for c in (*COLUMNS_BOUNDARY, *COLUMNS_PHASE) if c in table and not c.startswith("vi_")]
     cols = list(dict.fromkeys(["vi", "vi_split", "vi_merge", *cols])) if "vi" in table else cols
     out = Table(title=escape(title), header_style="bold")
-    for c in ("#", "method", "mode", "seeds", *cols):
-        out.add_column(c, justify="left" if c in ("method", "mode") else "right")
-    for i, row in table.iterrows():
+    for c in ("#", "method", "mode", "seeds", *cols, "flag"):
+        out.add_column(c, justify="left" if c in ("method", "mode", "flag") else "right")
+    rank = 0
+    for _, row in table.iterrows():  # ranked like the leaderboard: degenerate and oracle rows unranked, last
         cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
-        out.add_row(str(i + 1), escape(row["model"]), row["mode"], str(row["seeds"]), *cells)
+        ranked = not row["flag"] and row["mode"] != "oracle"
+        rank += ranked
+        note = f"degenerate: {row['flag']}" if row["flag"] else ("upper bound" if row["mode"] == "oracle" else "")
+        out.add_row(str(rank) if ranked else "-", escape(row["model"]), row["mode"], str(row["seeds"]),
+                    *cells, escape(note))
     console.print(out)

@@ -9,7 +9,8 @@ from pathlib import Path
 from .. import data
 from ..leaderboard import build_leaderboards
 from ..protocol import get_protocol
-from ..records import make_record, write_record
+from ..names import validate_name
+from ..records import make_record, require_clean_tree, write_record
 from ..scoring import score
 from ..submission import check_submission_name, read_predictions
 from ._console import console
@@ -43,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     check_submission_name(args.name)
     resolve_outputs(args)
+    validate_name(args.name, "--name")
+    if args.publish:
+        require_clean_tree("grainbench submit --publish")
     entry = data.get_dataset(args.dataset)
     protocol = get_protocol(args.protocol or entry.protocol or "wpunet-2019")
     volume = data.load(args.dataset, args.split)
@@ -60,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     print_aggregate(result, f"submission {args.name} on {args.dataset}/{args.split}")
     console.print(f"record: {path}")
     if not args.no_leaderboard:
-        for p in build_leaderboards(args.records, args.leaderboards, [args.dataset])[args.dataset]:
+        for p in build_leaderboards(args.records, args.leaderboards, [args.dataset],
+                                    publish=args.publish)[args.dataset]:
             console.print(f"leaderboard: {p}")
     return 0

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from ..io import atomic_write
-from ..leaderboard import assignments, format_cell, mean_and_spread, newest
+from ..names import validate_name
 from ..records import load_records
+from ..tables import assignments, format_cell, mean_and_spread, md_cell, newest
 from .scoring import TRACKING_PROTOCOL
 
 METRICS = ("vi", "vi_split", "vi_merge", "ari")
@@ -58,7 +60,7 @@ def _label(cfg: dict) -> str:
 
 def collect_tracking(records_dir: str | os.PathLike, dataset: str) -> tuple[pd.DataFrame, list[str]]:
     """One row per tracking record of ``dataset`` (the newest of repeated runs); and unreadable files."""
-    folder = Path(records_dir) / dataset / "tracking"
+    folder = Path(records_dir) / validate_name(dataset, "dataset") / "tracking"
     records, bad = load_records(folder) if folder.exists() else ([], [])
     rows = []
     for path, rec in records:
@@ -68,7 +70,7 @@ def collect_tracking(records_dir: str | os.PathLike, dataset: str) -> tuple[pd.D
         rows.append({
             "dataset": cfg["dataset"], "split": cfg["split"],
             "protocol": f"{rec['protocol'].get('name')}@{rec['protocol'].get('version')}",
-            "tracker": _label(cfg), "boundaries": cfg.get("boundaries", "ground-truth"), "seed": cfg.get("seed"),
+            "tracker": _label(cfg), "boundaries": cfg.get("boundaries") or "ground-truth", "seed": cfg.get("seed"),
             "created": rec.get("created", ""), "device": rec.get("environment", {}).get("device", ""),
             "duration_s": rec.get("timings", {}).get("track_s", np.nan), "record": str(path),
             **{m: rec["metrics"]["aggregate"].get(m, np.nan) for m in METRICS},
@@ -91,7 +93,7 @@ def summarise_tracking(runs: pd.DataFrame) -> pd.DataFrame:
 def render_tracking_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
                              bad: list[str]) -> str:
     """The Markdown tracking table of one dataset."""
-    lines = [f"# Tracking leaderboard: {dataset}", "",
+    lines = [f"# Tracking leaderboard: {md_cell(dataset)}", "",
              "Built by `grainbench track` from the tracking run records only; do not edit by hand.",
              (f"3D reconstruction from 2D boundaries, protocol `{TRACKING_PROTOCOL['name']}@"
               f"{TRACKING_PROTOCOL['version']}`: 3D VI = split + merge (bits, lower is better) and ARI of the "
@@ -101,16 +103,16 @@ def render_tracking_markdown(dataset: str, runs: pd.DataFrame, reported: pd.Data
         lines += ["No reproduced tracking runs yet.", ""]
     for split, group in runs.groupby("split", sort=True) if not runs.empty else []:
         table = summarise_tracking(group)
-        lines += [f"## Reproduced: split `{split}`", "",
+        lines += [f"## Reproduced: split `{md_cell(split)}`", "",
                   "| # | tracker | boundaries | seeds | VI | split | merge | ARI | duration (s) | device | records |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for i, row in table.iterrows():
-            links = ", ".join(f"[{k + 1}]({Path(os.path.relpath(p, out_dir)).as_posix()})"
+            links = ", ".join(f"[{k + 1}]({quote(Path(os.path.relpath(p, out_dir)).as_posix(), safe='/._-@+:')})"
                               for k, p in enumerate(row["records"]))
             cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in METRICS]
             cells.append(format_cell(row["duration_s"], row["duration_s_std"], row["seeds"], 2))
-            lines.append(f"| {i + 1} | {row['tracker']} | {row['boundaries']} | {row['seeds']} | "
-                         + " | ".join(cells) + f" | {row['device']} | {links} |")
+            lines.append(f"| {i + 1} | {md_cell(row['tracker'])} | {md_cell(row['boundaries'])} | {row['seeds']} | "
+                         + " | ".join(cells) + f" | {md_cell(row['device'])} | {links} |")
         lines.append("")
     if not reported.empty:
         lines += ["## Reported in seed 000 (not reproduced here)", "",
@@ -125,7 +127,7 @@ def render_tracking_markdown(dataset: str, runs: pd.DataFrame, reported: pd.Data
                              f"{row['boundaries']} | {row['vi']:g} | {row['ari']:g} | {dur} |")
             lines.append("")
     if bad:
-        lines += ["## Records that could not be read", ""] + [f"- {b}" for b in bad] + [""]
+        lines += ["## Records that could not be read", ""] + [f"- {md_cell(b)}" for b in bad] + [""]
     return "\n".join(lines)
 
 
@@ -155,7 +157,8 @@ def build_tracking_leaderboard(records_dir: str | os.PathLike, out_dir: str | os
     out_dir = Path(out_dir)
     runs, bad = collect_tracking(records_dir, dataset)
     reported = reported_tracking(dataset)
-    md_path, csv_path = out_dir / f"{dataset}_tracking.md", out_dir / f"{dataset}_tracking.csv"
+    name = validate_name(dataset, "dataset")
+    md_path, csv_path = out_dir / f"{name}_tracking.md", out_dir / f"{name}_tracking.csv"
     with atomic_write(md_path, "w") as fh:
         fh.write(render_tracking_markdown(dataset, runs, reported, out_dir, bad))
     with atomic_write(csv_path, "w") as fh:

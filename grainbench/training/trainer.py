@@ -3,9 +3,12 @@
 One epoch draws ``patches_per_epoch`` augmented patches, steps the optimiser
 per batch, then computes the loss on a fixed grid of validation crops. After
 every epoch ``last.pt`` is written atomically (weights, optimiser, epoch,
-step, sampler and torch RNG states), and ``best.pt`` when the validation
-loss improves, so an interrupted run resumes from the last finished epoch
-and ends with the same weights as an uninterrupted one.
+step, sampler and torch CPU and CUDA RNG states, the training seconds so
+far), and ``best.pt`` when the validation loss improves, so an interrupted
+run resumes from the last finished epoch, ends with the same weights as an
+uninterrupted one, and reports the training time of all its segments.
+Training asks torch for deterministic kernels
+(:func:`grainbench.training.determinism.use_deterministic`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from torch import nn
 from ..data.volume import Volume
 from ..methods.api import FitResult
 from .checkpoint import load_checkpoint, save_checkpoint
+from .determinism import use_deterministic
 from .losses import get_loss
 from .presets import Preset
 from .sampling import Batch, PatchSampler, volume_arrays
@@ -126,6 +130,7 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
         Stop after this many epochs in total even if the preset has more
         (used to simulate an interruption; the next call resumes).
     """
+    use_deterministic()
     device = device or next(method.net.parameters()).device
     cuda = device.type == "cuda"
     net = method.net
@@ -142,6 +147,7 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
     select_val = preset.select == "val_loss" and bool(val_batches)
 
     start_epoch, step = 0, 0
+    earlier_seconds = 0.0  # training time of the segments before a resume
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "lr": []}
     best_val, best_epoch, best_state = math.inf, -1, None
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -158,6 +164,9 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
         optimizer.load_state_dict(state["optimizer"])
         sampler.set_state(state["sampler_state"])
         torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda_rng"]])
+        earlier_seconds = float(state.get("train_seconds", 0.0))
         start_epoch, step = int(state["epoch"]), int(state["step"])
         history = {k: list(v) for k, v in state["history"].items()}
         best_val, best_epoch = float(state["best_val_loss"]), int(state["best_epoch"])
@@ -211,7 +220,9 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
                 save_checkpoint(last_path, {
                     "config": config, "method_state": method.state_dict(), "optimizer": optimizer.state_dict(),
                     "epoch": epoch + 1, "step": step, "sampler_state": sampler.get_state(),
-                    "torch_rng": torch.get_rng_state(), "history": history,
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    "train_seconds": earlier_seconds + time.perf_counter() - t0, "history": history,
                     "best_val_loss": best_val, "best_epoch": best_epoch,
                 })
             pps = seen / train_time if train_time else 0.0
@@ -224,7 +235,7 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
     return FitResult(
         preset=preset.name, config=config, steps=step, epochs=max(end_epoch, start_epoch),
         best_epoch=best_epoch, best_val_loss=best_val if best_epoch >= 0 else float("nan"),
-        seconds=time.perf_counter() - t0, patches_per_s=seen / train_time if train_time else 0.0,
+        seconds=earlier_seconds + time.perf_counter() - t0, patches_per_s=seen / train_time if train_time else 0.0,
         history=history, checkpoint=str(best_path if select_val and best_path else last_path) if ckpt_dir else None,
     )
 
