@@ -188,6 +188,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     done = completed_records(spec, existing, cls.context)
     modes = modes_for(cls.context, spec.modes)
     if all(m in done for m in modes):
+        log(f"{spec.model}: skipped: a record of this run exists ({done[modes[0]]}); pass --force to rerun")
         return RunOutcome(spec, "skipped", [done[m] for m in modes], fit_source="none")
 
     learns = bool(cls.presets)
@@ -258,7 +259,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     todo = tuple(m for m in modes if m not in done)
     results = evaluate(method, test, protocol=protocol, modes=todo if cls.context == "2d+prev" else None,
                        device=str(resolve_device(device)), on_prediction=draw if spec.seed == 0 else None,
-                       tolerant=tolerant)
+                       tolerant=tolerant, progress=progress)
     paths = [done[m] for m in modes if m in done]
     for res in results:
         config = {**spec.identity(res["mode"]), "context": cls.context, "method_config": res["config"],

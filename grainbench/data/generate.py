@@ -55,7 +55,7 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
     return array_digest({k: v for k, v in arrays.items() if k != _DIGEST_KEY})
 
 
-def generate(name: str, *, force: bool = False) -> tuple[Path, str]:
+def generate(name: str, *, force: bool = False, progress: bool = False) -> tuple[Path, str]:
     """Run the generator of dataset ``name``, check its digest and store the arrays.
 
     Parameters
@@ -64,6 +64,8 @@ def generate(name: str, *, force: bool = False) -> tuple[Path, str]:
         A registry entry with ``source = "generate"``.
     force : bool
         Regenerate even when a stored copy exists.
+    progress : bool
+        Report the generation on stderr while it runs (:mod:`grainbench.progress`).
 
     Returns
     -------
@@ -86,7 +88,12 @@ def generate(name: str, *, force: bool = False) -> tuple[Path, str]:
         if stored is not None and (not ds.digest or stored == ds.digest):
             return path, stored
         # a copy made by another generator version: regenerate below
-    arrays = generator_function(ds)(**dict(ds.params))
+    from ..progress import progress as progress_bar
+
+    with progress_bar(f"generating {name}", None, enabled=progress) as bar:
+        bar.line("running the generator")
+        arrays = generator_function(ds)(**dict(ds.params))
+        bar.line("done")
     missing = [k for k in ARRAY_KEYS if k not in arrays]
     if missing:
         raise DatasetError(f"dataset '{name}': generator returned keys {sorted(arrays)}, missing {missing}")
