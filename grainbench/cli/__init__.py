@@ -35,9 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
-    for sub in subparsers.choices.values():  # also after the subcommand: grainbench run --threads 2 ...
-        sub.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS, help=THREADS_HELP)
+    _add_threads_everywhere(subparsers)  # also after the subcommand: grainbench run --threads 2 ...
     return parser
+
+
+def _add_threads_everywhere(subparsers: argparse._SubParsersAction) -> None:
+    """``--threads`` on every (nested) subcommand too; SUPPRESS keeps a value given before the subcommand."""
+    for sub in subparsers.choices.values():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in nested:
+            _add_threads_everywhere(action)
+        if not nested:
+            sub.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS, help=THREADS_HELP)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
