@@ -101,3 +101,20 @@ def test_columns_option_chooses_the_metrics(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--dataset", "synthetic", "--model", "unet", "--columns", "vi,nosuch"])
     assert "unknown metric(s) nosuch" in capsys.readouterr().err
+
+
+def test_the_readme_method_example_runs_with_model(work, monkeypatch, capsys):
+    """The README's minimal method, saved beside the user as tinynet.py, trains and scores with --model."""
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "class TinyNet" in b]
+    assert 10 <= len([line for line in code.splitlines() if line.strip()]) <= 20
+    (work / "tinynet.py").write_text(code)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(work))])  # as the console script
+    monkeypatch.delitem(sys.modules, "tinynet", raising=False)
+    assert main(["run", "--dataset", "synthetic", "--model", "tinynet:TinyNet", *TINY, "--set", "epochs=1",
+                 "--no-leaderboard"]) == 0
+    [record] = (work / "runs" / "records" / "synthetic").glob("*tinynet*.json")
+    assert "tinynet" in capsys.readouterr().out
