@@ -6,7 +6,8 @@ and against the other work: the main job took 4.5 times as long on a 2-core
 machine at load 3 as on a quiet one, with more CPU time, not less. grainbench
 therefore takes the cores this process may run on (``os.sched_getaffinity``,
 so a CPU set or container limit counts) less the work already running
-(the 1-minute load average), and at least one:
+(the 1-minute load average, capped by the tasks runnable right now, see
+:func:`load_average`), and at least one:
 
 ``threads = clamp(round(cores - load1), 1, cores)``
 
@@ -43,11 +44,36 @@ def available_cores() -> int:
 
 
 def load_average() -> float:
-    """The 1-minute load average (runnable processes), 0 where the platform has none."""
+    """Other work running now: the 1-minute load average, capped by a sample of the runnable count.
+
+    The 1-minute average lags: right after another job ends it still reads
+    about 1 per finished process, which would starve this run for its whole
+    length (threads are chosen once). Where ``/proc/loadavg`` exists, the
+    number of runnable tasks (less this process), averaged over a few samples
+    in 0.1 s, caps it. 0 where the platform reports neither.
+    """
     try:
-        return float(os.getloadavg()[0])
+        load1 = float(os.getloadavg()[0])
     except (AttributeError, OSError):
         return 0.0
+    now = running_now()
+    return load1 if now is None else min(load1, now)
+
+
+def running_now(samples: int = 5, interval: float = 0.02) -> float | None:
+    """Mean runnable tasks other than this one (``/proc/loadavg`` field 4), or None off Linux."""
+    import time
+
+    counts = []
+    for _ in range(samples):
+        try:
+            with open("/proc/loadavg") as fh:
+                running = int(fh.read().split()[3].partition("/")[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        counts.append(max(0, running - 1))  # the reader itself is running
+        time.sleep(interval)
+    return sum(counts) / len(counts)
 
 
 def threads_for(cores: int, load: float) -> int:
@@ -83,7 +109,8 @@ def choose_threads(requested: int | str | None = None, environ: os._Environ | di
     if env.get("OMP_NUM_THREADS"):
         return ThreadChoice(None, f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']}")
     cores, load = available_cores(), load_average()
-    return ThreadChoice(threads_for(cores, load), f"{cores} cores, 1-minute load average {load:.1f}")
+    return ThreadChoice(threads_for(cores, load), f"{cores} cores, other work {load:.1f} (1-minute load average, "
+                                                  "capped by the tasks runnable now)")
 
 
 def configure_threads(requested: int | str | None = None) -> ThreadChoice:

@@ -257,6 +257,44 @@ def test_thread_overrides_in_order(monkeypatch):
         threads.choose_threads(None, {"GRAINBENCH_THREADS": "many"})
 
 
+def test_load_is_the_lagging_average_capped_by_what_runs_now(monkeypatch):
+    from grainbench import threads
+
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.9, 1.0, 0.5))
+    monkeypatch.setattr(threads, "running_now", lambda: 0.2)  # the other job just ended
+    assert threads.load_average() == 0.2
+    monkeypatch.setattr(threads, "running_now", lambda: 3.0)  # a burst: the average decides
+    assert threads.load_average() == 1.9
+    monkeypatch.setattr(threads, "running_now", lambda: None)  # no /proc
+    assert threads.load_average() == 1.9
+
+
+def test_running_now_counts_a_busy_process():
+    import multiprocessing as mp
+    import time
+
+    from grainbench import threads
+
+    if threads.running_now() is None:
+        pytest.skip("no /proc/loadavg")
+    stop = time.monotonic() + 3
+    busy = mp.get_context("spawn").Process(target=_spin, args=(stop,))
+    busy.start()
+    try:
+        time.sleep(1.0)  # past its start-up
+        assert threads.running_now(samples=10) >= 0.5
+    finally:
+        busy.terminate()
+        busy.join()
+
+
+def _spin(until: float) -> None:
+    import time
+
+    while time.monotonic() < until:
+        pass
+
+
 @pytest.mark.parametrize("argv", [["--threads", "1", "data", "list"], ["data", "list", "--threads", "1"]])
 def test_threads_option_sets_torch_threads(argv, capsys):
     before = torch.get_num_threads()
