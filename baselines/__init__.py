@@ -1,4 +1,6 @@
-"""Baseline methods. Each module registers through the ``grainbench.methods`` entry points in
+"""Baseline methods, installed as ``grainbench.baselines`` (this folder; see pyproject's ``package-dir``).
+
+Each module registers through the ``grainbench.methods`` entry points in
 ``pyproject.toml``, exactly as a third-party method would; nothing in grainbench imports them.
 
 ``baselines/README.md`` lists every baseline with its context, parameter count

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from grainbench.extras import require
 from grainbench.methods import TorchMethod
 
 #: Channel width of the papers' first VGG stage; ``width=None`` means this.
@@ -47,7 +48,8 @@ def vgg16_trunk(in_channels: int = 1, width: int = PAPER_WIDTH) -> nn.Sequential
     scaled to ``width`` and its first convolution taking ``in_channels``
     (grey micrographs: 1). pool5 is dropped because HED and RCF stop at conv5_3.
     """
-    from torchvision.models.vgg import cfgs, make_layers
+    vgg = require("torchvision.models.vgg", "edges", "the VGG16 trunk of HED and RCF")
+    cfgs, make_layers = vgg.cfgs, vgg.make_layers
 
     cfg = [v if v == "M" else scale(int(v), width) for v in cfgs["D"]][:-1]
     layers = make_layers(cfg, batch_norm=False)

@@ -40,6 +40,7 @@ from scipy import ndimage as ndi
 from skimage import filters
 from skimage.morphology import skeletonize
 
+from grainbench.extras import require
 from grainbench.methods import Method, check_volume_input
 
 _FOUR = ndi.generate_binary_structure(2, 1)
@@ -88,7 +89,7 @@ class FastFineCut(Method):
     def __init__(self, band: int = 6, smoothing: float = 1.0, sigmas: tuple[float, ...] = (1.0, 2.0),
                  beta: float = 6.0, prev_weight: float = 0.5, prior: float = 0.005, dark_boundaries: bool = True
                  ) -> None:
-        import maxflow  # noqa: F401  (fail at creation when PyMaxflow is missing)
+        require("maxflow", "finecut", "method 'fast_finecut'")  # fail at creation, naming the extra
 
         if band < 1:
             raise ValueError(f"band must be >= 1 pixel, got {band}")
@@ -126,7 +127,7 @@ class FastFineCut(Method):
     # -- propagation --------------------------------------------------------------------
     def propagate(self, image: np.ndarray, prev_boundary: np.ndarray) -> np.ndarray:
         """Boundary (H, W) bool of slice ``image`` from the boundary mask of the slice before it."""
-        import maxflow
+        maxflow = require("maxflow", "finecut", "method 'fast_finecut'")
 
         prev_boundary = np.asarray(prev_boundary, bool)
         grains, n = previous_grains(prev_boundary)

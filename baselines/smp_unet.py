@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from grainbench.extras import require
 from grainbench.methods import TorchMethod
 
 
@@ -29,12 +30,12 @@ class SMPUNet(TorchMethod):
     default_encoder = "resnet34"
 
     def __init__(self, encoder: str | None = None, **kw) -> None:
-        import segmentation_models_pytorch  # noqa: F401  (fail at creation when smp is missing)
+        require("segmentation_models_pytorch", "smp", f"method {self.name!r}")  # fail at creation
 
         super().__init__(encoder=encoder or self.default_encoder, **kw)
 
     def build_network(self) -> nn.Module:
-        import segmentation_models_pytorch as smp
+        smp = require("segmentation_models_pytorch", "smp", f"method {self.name!r}")
 
         return smp.Unet(encoder_name=self._config["encoder"], encoder_weights=None, in_channels=1, classes=2)
 

@@ -35,6 +35,7 @@ import torch
 from ._backend import resolve_device
 from .data.volume import Volume
 from .methods.api import Method
+from .progress import progress as progress_bar
 from .protocol import Protocol, get_protocol
 
 MODES = ("oracle", "chain")
@@ -180,8 +181,25 @@ def _postprocess(prob: np.ndarray, protocol: Protocol) -> np.ndarray:
     return prepare_prediction(prob, protocol).cpu().numpy()
 
 
+SLICE_BATCH = 8  # slices per predict call of a 2D method: the unit of progress
+
+
+def _predict_in_batches(method: Method, image: np.ndarray, prev: np.ndarray | None, label: str,
+                        progress: bool) -> np.ndarray:
+    """``method.predict`` slice batch by slice batch (2D contexts only: no batch needs another's slices)."""
+    out = np.empty(image.shape, np.float32)
+    with progress_bar(label, image.shape[0], enabled=progress) as bar:
+        for z in range(0, image.shape[0], SLICE_BATCH):
+            sl = slice(z, z + SLICE_BATCH)
+            out[sl] = method.predict(image[sl]) if prev is None else method.predict(image[sl], prev[sl])
+            bar.advance(len(out[sl]))
+            bar.line(f"{bar.done}/{image.shape[0]} slices")
+    return out
+
+
 def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | None = None,
-                   protocol: str | Protocol = "wpunet-2019", first_prev: np.ndarray | None = None) -> Prediction:
+                   protocol: str | Protocol = "wpunet-2019", first_prev: np.ndarray | None = None,
+                   progress: bool = False) -> Prediction:
     """Boundary probability of every slice of ``volume``.
 
     Parameters
@@ -198,6 +216,8 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
     first_prev : (H, W) bool array, optional
         Mask of the slice before the first one (default:
         ``volume.meta["prev_boundary"]`` or a bootstrap, see module docs).
+    progress : bool
+        Show progress per slice batch (:mod:`grainbench.progress`).
     """
     protocol = get_protocol(protocol)
     image = _image(volume)
@@ -206,7 +226,13 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
     if method.context != "2d+prev":
         if mode not in (None, "chain", "oracle"):
             raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
-        prob = method.predict(image)
+        label = f"{method.name}: predicting"
+        if method.context == "2d":
+            prob = _predict_in_batches(method, image, None, label, progress)
+        else:  # 2.5d / 3d read neighbouring slices: one call
+            with progress_bar(label, image.shape[0], enabled=progress) as bar:
+                prob = method.predict(image)
+                bar.advance(image.shape[0])
         return Prediction(_check_prob(prob, image.shape, method), method.name, None, preset, None,
                           time.perf_counter() - t0, method.config())
     mode = mode or "chain"
@@ -231,13 +257,17 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
         if not isinstance(volume, Volume) or volume.boundary is None:
             raise ValueError("oracle mode needs a Volume with a boundary ground truth")
         prev = np.concatenate([first[None], np.asarray(volume.boundary[:-1], bool)])
-        prob = method.predict(image, prev)
+        prob = _predict_in_batches(method, image, prev, f"{method.name}: predicting ({mode})", progress)
     else:
         prob = np.empty(image.shape, np.float32)
         prev_mask = first
-        for z in range(image.shape[0]):
-            prob[z] = method.predict(image[z:z + 1], prev_mask[None])[0]
-            prev_mask = _postprocess(prob[z], protocol)[0]
+        with progress_bar(f"{method.name}: predicting ({mode})", image.shape[0], enabled=progress) as bar:
+            for z in range(image.shape[0]):
+                prob[z] = method.predict(image[z:z + 1], prev_mask[None])[0]
+                prev_mask = _postprocess(prob[z], protocol)[0]
+                bar.advance()
+                if (z + 1) % SLICE_BATCH == 0 or z + 1 == image.shape[0]:
+                    bar.line(f"{z + 1}/{image.shape[0]} slices")
     return Prediction(_check_prob(prob, image.shape, method), method.name, mode, preset, how,
                       time.perf_counter() - t0, method.config())
 
@@ -253,8 +283,8 @@ def _check_prob(prob: np.ndarray, shape: tuple[int, ...], method: Method) -> np.
 
 def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpunet-2019",
              modes: tuple[str, ...] | None = None, device: str | None = "cpu",
-             on_prediction: Callable[[Prediction], None] | None = None, tolerant: bool = False
-             ) -> list[dict[str, Any]]:
+             on_prediction: Callable[[Prediction], None] | None = None, tolerant: bool = False,
+             progress: bool = False) -> list[dict[str, Any]]:
     """Predict and score ``volume``; one record per mode (both modes for ``"2d+prev"`` methods).
 
     Each record holds the method, its config, the preset of its weights, the
@@ -262,7 +292,8 @@ def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpun
     its previous mask, the protocol id, the aggregate and per-slice metrics,
     and timings. ``on_prediction``, when given, is called with each mode's
     :class:`Prediction` before it is scored (the runner draws figures from it);
-    ``tolerant`` adds seed 003's normalised-Gaussian scores (see :func:`~grainbench.scoring.score`).
+    ``tolerant`` adds seed 003's normalised-Gaussian scores (see :func:`~grainbench.scoring.score`);
+    ``progress`` reports prediction per slice batch and scoring per mode.
     """
     from .scoring import score
 
@@ -273,12 +304,16 @@ def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpun
         modes = MODES if method.context == "2d+prev" else (None,)
     records = []
     for mode in modes:
-        pred = predict_volume(method, volume, mode=mode, protocol=protocol)
+        pred = predict_volume(method, volume, mode=mode, protocol=protocol, progress=progress)
         if on_prediction is not None:
             on_prediction(pred)
         t0 = time.perf_counter()
         slice_ids = volume.meta.get("slices") or volume.meta.get("names")
-        result = score(pred.prob, volume.boundary, protocol, device=device, slice_ids=slice_ids, tolerant=tolerant)
+        with progress_bar(f"{method.name}: scoring{f' ({mode})' if mode else ''}", None, enabled=progress) as bar:
+            bar.line(f"{len(pred.prob)} slices")
+            result = score(pred.prob, volume.boundary, protocol, device=device, slice_ids=slice_ids,
+                           tolerant=tolerant)
+            bar.line("done")
         score_seconds = time.perf_counter() - t0
         records.append({
             "method": method.name, "config": pred.config, "preset": pred.preset or "none", "mode": pred.mode,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
+import sys
 from typing import Any
 
 from .errors import GrainbenchError
@@ -29,9 +31,15 @@ def import_object(path: str, *, what: str = "object", error: type[GrainbenchErro
         # also keeps relative imports and path-like names ("../../etc") away from importlib
         raise error(f"{path!r} is not a 'package.module:Class' path")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_from_cwd_too(module_name)
+    except GrainbenchError:  # a missing extra, already named
+        raise
     except ImportError as exc:
-        raise error(f"cannot import module {module_name!r} for {what} {path!r}: {exc}") from None
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name == module_name.partition(".")[0]:
+            hint = (f" (looked on sys.path and in the current folder {os.getcwd()}; run from the folder that "
+                    f"holds {exc.name}.py or its package, or add that folder to PYTHONPATH)")
+        raise error(f"cannot import module {module_name!r} for {what} {path!r}: {exc}{hint}") from None
     obj: Any = module
     for part in attr.split("."):
         try:
@@ -39,6 +47,25 @@ def import_object(path: str, *, what: str = "object", error: type[GrainbenchErro
         except AttributeError:
             raise error(f"module {module_name!r} has no attribute {attr!r}") from None
     return obj
+
+
+def _import_from_cwd_too(module_name: str) -> Any:
+    """``importlib.import_module``, falling back to the current folder as ``python -m`` would have it.
+
+    The ``grainbench`` console script does not put the current folder on
+    ``sys.path`` (``python -m grainbench`` does), so ``--model mymodule:MyClass``
+    run beside ``mymodule.py`` would fail; the folder is appended (never in front
+    of installed packages) only when the top-level module is found nowhere else.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        if exc.name != module_name.partition(".")[0] or cwd in sys.path or "" in sys.path:
+            raise
+        sys.path.append(cwd)
+        importlib.invalidate_caches()
+        return importlib.import_module(module_name)
 
 
 def parse_assignments(items: list[str] | None, what: str, *,
@@ -135,6 +162,8 @@ class Registry:
             if name in eps:
                 try:
                     obj = eps[name].load()
+                except GrainbenchError:  # a missing extra, named by the entry point's module
+                    raise
                 except ImportError as exc:
                     raise self.error(f"{self.kind} {name!r} cannot be loaded: {exc}") from None
             elif ":" in name or "." in name:

@@ -299,7 +299,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     todo = tuple(m for m in modes if m not in done)
     results = evaluate(method, test, protocol=protocol, modes=todo if cls.context == "2d+prev" else None,
                        device=str(resolve_device(device)), on_prediction=draw if spec.seed == 0 else None,
-                       tolerant=tolerant)
+                       tolerant=tolerant, progress=progress)
     paths = [done[m] for m in modes if m in done]
     preset_config = None
     if learns:

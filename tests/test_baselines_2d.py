@@ -42,7 +42,7 @@ def test_parameter_count_at_default_width(name):
 
 
 def test_segnet_matches_the_paper_count():
-    from baselines.segnet import SegNetNet
+    from grainbench.baselines.segnet import SegNetNet
 
     # Paper: 29.5M (3 input channels, CamVid's 11 classes). Tolerance 0.5%.
     n = count(SegNetNet(3, 11))
@@ -52,7 +52,7 @@ def test_segnet_matches_the_paper_count():
 
 @pytest.mark.parametrize("variant,paper_m", [("103", 9.4), ("67", 3.5)])
 def test_fc_densenet_matches_the_paper_count(variant, paper_m):
-    from baselines.fc_densenet import FCDenseNetNet
+    from grainbench.baselines.fc_densenet import FCDenseNetNet
 
     # Paper Table 2 (3 inputs, 11 classes). The paper's figures match our trainable parameters plus
     # the BN running mean/variance (Lasagne's count_params counts those too) to the 0.1M shown;
@@ -65,7 +65,7 @@ def test_fc_densenet_matches_the_paper_count(variant, paper_m):
 
 
 def test_attention_unet_port_matches_the_paper_count_in_3d():
-    from baselines.attention_unet import AttentionUNetNet
+    from grainbench.baselines.attention_unet import AttentionUNetNet
 
     # The paper's 3D Attention U-Net (feature_scale 4 -> width 16): 6.40M; its plain U-Net: 5.88M.
     net = AttentionUNetNet(1, 2, width=16, spatial_dims=3)
@@ -78,7 +78,7 @@ def test_attention_unet_port_matches_the_paper_count_in_3d():
 
 
 def test_unet_bdclstm_count_decomposes():
-    from baselines.unet_bdclstm import UNetBDCLSTMNet
+    from grainbench.baselines.unet_bdclstm import UNetBDCLSTMNet
 
     net = UNetBDCLSTMNet(width=64)
     unet_without_classifier = 31_042_434 - (64 * 2 + 2)  # the `unet` baseline minus its 1x1 classifier

@@ -6,8 +6,8 @@ import torch
 from scipy import ndimage as ndi
 from torch import nn
 
-from baselines.fc_densenet3d import JEGOU_PARAMETERS_M, FCDenseNet3DNet
-from baselines.unet3d import CICEK_PARAMETERS, UNet3DNet
+from grainbench.baselines.fc_densenet3d import JEGOU_PARAMETERS_M, FCDenseNet3DNet
+from grainbench.baselines.unet3d import CICEK_PARAMETERS, UNet3DNet
 from grainbench.data.synthetic import generate_synthetic
 from grainbench.data.volume import Volume
 from grainbench.examples import labels_to_boundary, voronoi_labels

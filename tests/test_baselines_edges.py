@@ -63,7 +63,7 @@ def test_output_shapes_and_width(name):
 
 def test_vgg_trunk_is_torchvisions_vgg16():
     torchvision = pytest.importorskip("torchvision")
-    from baselines._edges import vgg16_trunk
+    from grainbench.baselines._edges import vgg16_trunk
 
     ours = vgg16_trunk(in_channels=3)
     ref = torchvision.models.vgg16(weights=None).features[:30]
@@ -72,14 +72,14 @@ def test_vgg_trunk_is_torchvisions_vgg16():
 
 
 def test_rcf_stage5_keeps_stage4_resolution():
-    from baselines.rcf import RCFNet
+    from grainbench.baselines.rcf import RCFNet
 
     net = RCFNet(width=4)
     assert net.trunk(torch.zeros(1, 1, 64, 64)).shape[-2:] == (8, 8)  # pool4 has stride 1
 
 
 def test_one_logit_becomes_a_two_class_pair():
-    from baselines._edges import two_class
+    from grainbench.baselines._edges import two_class
 
     z = torch.randn(3, 1, 5, 5)
     p = torch.softmax(two_class(z), dim=1)[:, 1:]
@@ -128,7 +128,7 @@ def test_deep_supervision_sums_every_output_and_the_default_uses_the_logits():
 
 
 def test_trainer_trains_a_deeply_supervised_network_through_the_hook(monkeypatch):
-    from baselines.hed import HED
+    from grainbench.baselines.hed import HED
 
     labels = np.stack([voronoi_labels((48, 48), 6, seed=k) for k in range(3)])
     boundary = labels_to_boundary(labels)

@@ -40,7 +40,7 @@ def _records(root, model=None):
 def test_run_writes_records_leaderboard_and_figures(work, capsys):
     assert _run("--model", "classical,unet") == 0
     out = capsys.readouterr().out
-    assert "classical" in out and "unet" in out and "vi_split" in out  # the closing results table
+    assert "classical" in out and "unet" in out and "VI" in out and "split" in out  # the closing results table
     assert not (work / "leaderboards").exists()  # the published folder is written only on --publish
     [cls_rec] = _records(work, "classical")
     [unet_rec] = _records(work, "unet")

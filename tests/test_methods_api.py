@@ -81,11 +81,11 @@ def test_predict_rejects_bad_input():
 
 
 def test_module_class_paths_resolve():
-    assert type(create_model("baselines.unet:UNet", width=4)).__name__ == "UNet"
-    assert get_model_class("baselines.classical.Classical").name == "classical"
+    assert type(create_model("grainbench.baselines.unet:UNet", width=4)).__name__ == "UNet"
+    assert get_model_class("grainbench.baselines.classical.Classical").name == "classical"
 
 
-@pytest.mark.parametrize("bad", ["nosuchmethod", "nosuchpkg.mod:Cls", "baselines.unet:Nope", "numpy:ndarray"])
+@pytest.mark.parametrize("bad", ["nosuchmethod", "nosuchpkg.mod:Cls", "grainbench.baselines.unet:Nope", "numpy:ndarray"])
 def test_unknown_methods_raise(bad):
     with pytest.raises(MethodError):
         create_model(bad)

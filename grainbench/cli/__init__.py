@@ -18,8 +18,11 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import GrainbenchError
+from ..threads import configure_threads
 from ._console import err_console
 
+THREADS_HELP = ("CPU threads for torch (default: the free cores, from the core count and the 1-minute load "
+                "average; or GRAINBENCH_THREADS; an explicit OMP_NUM_THREADS is respected)")
 SUBCOMMANDS = ("run", "score", "data", "leaderboard", "check", "submit", "models", "track", "schema")
 
 
@@ -29,10 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark and dataset harness for grain-boundary segmentation of micrographs.",
     )
     parser.add_argument("--version", action="version", version=f"grainbench {__version__}")
+    parser.add_argument("--threads", type=int, metavar="N", default=None, help=THREADS_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    _add_threads_everywhere(subparsers)  # also after the subcommand: grainbench run --threads 2 ...
     return parser
+
+
+def _add_threads_everywhere(subparsers: argparse._SubParsersAction) -> None:
+    """``--threads`` on every (nested) subcommand too; SUPPRESS keeps a value given before the subcommand."""
+    for sub in subparsers.choices.values():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in nested:
+            _add_threads_everywhere(action)
+        if not nested:
+            sub.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS, help=THREADS_HELP)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        configure_threads(args.threads)
         return int(args.func(args) or 0)
     except GrainbenchError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)

@@ -160,7 +160,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from ..data.manual import import_dataset
 
-    path = _with_warnings(lambda: import_dataset(args.name, args.path, check_shape=not args.any_shape))
+    path = _with_warnings(lambda: import_dataset(args.name, args.path, check_shape=not args.any_shape,
+                                                        progress=True))
     console.print(f"[green]imported[/] {args.name} into {path}", highlight=False)
     return 0
 
@@ -185,7 +186,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from ..data.generate import generate
 
-    path, digest = _with_warnings(lambda: generate(args.name, force=args.force))
+    path, digest = _with_warnings(lambda: generate(args.name, force=args.force, progress=True))
     console.print(f"[green]ok[/] {args.name}: {path}\ndigest {digest}", highlight=False)
     return 0
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from rich.markup import escape
 from rich.table import Table
 
+from ..extras import install_hint
 from ..methods import list_models, model_info
 from ._console import console
 
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"name": i.name, "params": i.params, "params_m": i.params_m, "context": i.context,
                            "reference": i.reference, "presets": list(i.presets), "available": i.available,
-                           "error": i.error} for i in infos], indent=2))
+                           "extra": i.extra, "error": i.error} for i in infos], indent=2))
         return 0
     table = Table(show_header=True, header_style="bold")
     for col, kw in (("name", {}), ("params", {"justify": "right"}), ("context", {}), ("presets", {}),
@@ -35,8 +37,11 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(col, **kw)
     for i in infos:
         presets = ", ".join(i.presets) or "none (no training)"
-        if not i.available:
-            table.add_row(i.name, "-", i.context, presets, f"[yellow]unavailable:[/] {i.error}")
+        if i.extra:  # an optional package is missing: say which extra installs it
+            table.add_row(i.name, "-", i.context, presets,
+                          f"[yellow]needs[/] {escape(install_hint(i.extra))}  ({escape(i.reference)})")
+        elif not i.available:
+            table.add_row(i.name, "-", i.context, presets, f"[yellow]unavailable:[/] {escape(i.error)}")
         else:
             table.add_row(i.name, i.params_m, i.context, presets, i.reference)
     console.print(table)

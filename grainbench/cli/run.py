@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -59,8 +60,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="run even when a record of this run (same config, dataset hashes, code version) exists")
     p.add_argument("--max-epochs", type=int, help=argparse.SUPPRESS)  # stop early: tests of resuming
+    p.add_argument("--columns", type=_columns, default=None, metavar="M[,M...]|all",
+                   help=f"metrics in the closing table (default {','.join(DEFAULT_COLUMNS['boundary'])}, or "
+                        f"{','.join(DEFAULT_COLUMNS['phase'])} for phase datasets; 'all' for every one)")
     add_publish_argument(p)
     p.set_defaults(func=run)
+
+
+# Few enough that the closing table keeps whole numbers in an 80-column terminal; --columns shows more.
+DEFAULT_COLUMNS = {"boundary": ("vi", "vi_split", "vi_merge", "ari", "map", "bf1"),
+                   "phase": ("iou", "dice", "bf1", "bde")}
+ALL_COLUMNS = tuple(dict.fromkeys((*COLUMNS_BOUNDARY, *COLUMNS_PHASE)))
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    names = tuple(c.strip() for c in text.split(",") if c.strip())
+    if names == ("all",):
+        return ALL_COLUMNS
+    unknown = [c for c in names if c not in ALL_COLUMNS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; "
+                                         f"known: {', '.join(ALL_COLUMNS)} or all")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
     interrupted = [o for o in outcomes if o.status == "interrupted"]
     table = summary_table(outcomes)
     if not table.empty:
-        _print_summary(table, f"{args.dataset}: {', '.join(models)} (preset {args.preset}, seeds "
-                              f"{','.join(map(str, args.seed))})")
+        console.print(summary_renderable(table, f"{args.dataset}: {', '.join(models)} (preset {args.preset}, "
+                                                f"seeds {','.join(map(str, args.seed))})", args.columns))
     if not args.no_leaderboard:
         for path in build_leaderboards(args.records, args.leaderboards, [args.dataset],
                                        publish=args.publish)[args.dataset]:
@@ -101,18 +122,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(table, title: str) -> None:
-    cols = [c for c in (*COLUMNS_BOUNDARY, *COLUMNS_PHASE) if c in table and not c.startswith("vi_")]
-    cols = list(dict.fromkeys(["vi", "vi_split", "vi_merge", *cols])) if "vi" in table else cols
-    out = Table(title=escape(title), header_style="bold")
-    for c in ("#", "method", "mode", "seeds", *cols, "flag"):
-        out.add_column(c, justify="left" if c in ("method", "mode", "flag") else "right")
-    rank = 0
-    for _, row in table.iterrows():  # ranked like the leaderboard: degenerate and oracle rows unranked, last
-        cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
-        ranked = not row["flag"] and row["mode"] != "oracle"
-        rank += ranked
-        note = f"degenerate: {row['flag']}" if row["flag"] else ("upper bound" if row["mode"] == "oracle" else "")
-        out.add_row(str(rank) if ranked else "-", escape(row["model"]), row["mode"], str(row["seeds"]),
-                    *cells, escape(note))
-    console.print(out)
+HEADERS = {"vi": "VI", "vi_split": "VI\nsplit", "vi_merge": "VI\nmerge", "ari": "ARI", "map": "mAP", "bf1": "BF1",
+           "bde": "BDE", "dice": "Dice", "accuracy": "acc.", "iou": "IoU"}
+
+
+def summary_renderable(table, title: str, columns: tuple[str, ...] | None = None) -> Table:
+    """The closing table: one row per (model, mode), mean and ± std over seeds of ``columns``.
+
+    Sized for an 80-column terminal: headers wrap at spaces, ``± std`` sits
+    under its mean, and numbers never wrap or end in an ellipsis.
+    """
+    columns = columns or DEFAULT_COLUMNS["boundary" if "vi" in table else "phase"]
+    cols = [c for c in columns if c in table]
+    out = Table(title=escape(title), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+                show_edge=False, collapse_padding=True)
+    out.add_column("method", overflow="fold", min_width=9)
+    out.add_column("mode", no_wrap=True, min_width=6)
+    out.add_column("seeds", justify="right", no_wrap=True)
+    for c in cols:
+        out.add_column(HEADERS.get(c, c), justify="right", no_wrap=True)
+    # Ranked like the leaderboard: rows come best-first, degenerate and oracle rows last and marked.
+    notes = [f"degenerate: {row['flag']}" if row.get("flag") else ("upper bound" if row["mode"] == "oracle" else "")
+             for _, row in table.iterrows()]
+    if any(notes):
+        out.add_column("note", overflow="fold")
+    for note, (_, row) in zip(notes, table.iterrows()):
+        cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]).replace(" ± ", "\n±") for c in cols]
+        extra = [escape(note)] if any(notes) else []
+        out.add_row(escape(row["model"]), row["mode"], str(row["seeds"]), *cells, *extra)
+    return out

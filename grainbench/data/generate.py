@@ -114,7 +114,8 @@ def _mismatch(ds: Dataset, arrays: dict[str, np.ndarray], digest: str) -> str | 
     return f"expected digest {want}, got {digest}; {why}"
 
 
-def _generate(name: str, force: bool = False) -> tuple[Path, str, dict[str, np.ndarray]]:
+def _generate(name: str, force: bool = False, progress: bool = False
+              ) -> tuple[Path, str, dict[str, np.ndarray]]:
     ds = get_dataset(name)
     if ds.source != "generate":
         raise DatasetError(f"dataset '{name}' is not generated (source = {ds.source!r}); use `grainbench data fetch {name}`")
@@ -134,7 +135,12 @@ def _generate(name: str, force: bool = False) -> tuple[Path, str, dict[str, np.n
                 raise DatasetError(f"{path}: stored arrays do not match the digest stored with them (edited or "
                                    f"damaged); nothing was used. Rebuild it: {rebuild}")
             # a consistent copy from another generator version: regenerate below
-    arrays = generator_function(ds)(**dict(ds.params))
+    from ..progress import progress as progress_bar
+
+    with progress_bar(f"generating {name}", None, enabled=progress) as bar:
+        bar.line("running the generator")
+        arrays = generator_function(ds)(**dict(ds.params))
+        bar.line("done")
     missing = [k for k in ARRAY_KEYS if k not in arrays]
     if missing:
         raise DatasetError(f"dataset '{name}': generator returned keys {sorted(arrays)}, missing {missing}")
@@ -146,7 +152,7 @@ def _generate(name: str, force: bool = False) -> tuple[Path, str, dict[str, np.n
     return path, ds.digest or digest, arrays
 
 
-def generate(name: str, *, force: bool = False) -> tuple[Path, str]:
+def generate(name: str, *, force: bool = False, progress: bool = False) -> tuple[Path, str]:
     """Run the generator of dataset ``name``, check its digest and store the arrays.
 
     A stored copy is re-hashed before it is used (the digest stored inside
@@ -158,6 +164,8 @@ def generate(name: str, *, force: bool = False) -> tuple[Path, str]:
         A registry entry with ``source = "generate"``.
     force : bool
         Regenerate even when a stored copy exists.
+    progress : bool
+        Report the generation on stderr while it runs (:mod:`grainbench.progress`).
 
     Returns
     -------
@@ -172,7 +180,7 @@ def generate(name: str, *, force: bool = False) -> tuple[Path, str]:
         stored copy was edited, or the generator is missing, not registered
         or returns the wrong keys.
     """
-    path, digest, _ = _generate(name, force)
+    path, digest, _ = _generate(name, force, progress)
     return path, digest
 
 

@@ -163,7 +163,7 @@ def check_unchanged(name: str, rel: str, path: Path, pinned: str | None) -> None
 
 # --------------------------------------------------------------------------- import
 
-def import_dataset(name: str, path: str | os.PathLike, *, check_shape: bool = True) -> Path:
+def import_dataset(name: str, path: str | os.PathLike, *, check_shape: bool = True, progress: bool = False) -> Path:
     """Verify a dataset the user obtained by hand and install it into the cache.
 
     Parameters
@@ -175,6 +175,8 @@ def import_dataset(name: str, path: str | os.PathLike, *, check_shape: bool = Tr
     check_shape : bool
         Require the published shape where the registry records one. Turn off
         to import a cut-down copy (tests, quick experiments).
+    progress : bool
+        Report the copy and check on stderr while they run (:mod:`grainbench.progress`).
 
     Returns
     -------
@@ -188,7 +190,16 @@ def import_dataset(name: str, path: str | os.PathLike, *, check_shape: bool = Tr
     DatasetError
         Hash mismatch, unknown layout, or a name that cannot be used.
     """
-    src = Path(path).expanduser()
+    from ..progress import progress as progress_bar
+
+    with progress_bar(f"importing {name}", None, enabled=progress) as bar:
+        bar.line(f"copying, hashing and checking {path}")
+        out = _import(name, Path(path).expanduser(), check_shape)
+        bar.line("done")
+    return out
+
+
+def _import(name: str, src: Path, check_shape: bool) -> Path:
     if not src.exists():
         raise InputFileError(f"{src}: file not found")
     registry = load_registry()

@@ -6,9 +6,16 @@ instead of deep inside a download or a loader.
 
 Where the registry lives
 ------------------------
-``GRAINBENCH_REGISTRY`` (a path) when set, else ``datasets.toml`` at the root
-of the source tree (next to the ``grainbench`` package), else a copy shipped
-inside the package. Datasets the user imported from their own folders live in
+The first of (:func:`default_registry_path`):
+
+1. ``GRAINBENCH_REGISTRY`` (a path), when set;
+2. the user registry ``datasets.toml`` in the user config dir (platformdirs:
+   ``~/.config/grainbench/datasets.toml`` on Linux), when it exists;
+3. ``datasets.toml`` at the root of a source checkout (beside the ``grainbench`` package);
+4. the registry shipped in the package (``grainbench/datasets.toml``, read with
+   :mod:`importlib.resources`; in the checkout a link to the root's file, so there is one copy).
+
+Datasets the user imported from their own folders live in
 ``<cache>/local.toml`` and are merged in (see :mod:`grainbench.data.manual`).
 """
 
@@ -134,19 +141,32 @@ class Dataset:
 
 # --------------------------------------------------------------------------- loading
 
+def user_registry_path() -> Path:
+    """Where a user's own registry goes: ``datasets.toml`` in the user config dir of ``grainbench``."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("grainbench")) / "datasets.toml"
+
+
 def default_registry_path() -> Path:
-    """``GRAINBENCH_REGISTRY`` if set, else the source tree's ``datasets.toml``, else the packaged copy."""
+    """The registry file in use: ``GRAINBENCH_REGISTRY``, the user registry, the checkout's or the packaged one."""
     env = os.environ.get("GRAINBENCH_REGISTRY")
     if env:
-        return Path(env)
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent.parent / "datasets.toml", here.parent / "datasets.toml"):
-        if candidate.is_file():
-            return candidate
-    raise DatasetError(
-        "datasets.toml not found: set GRAINBENCH_REGISTRY to the registry file "
-        f"(looked in {here.parent.parent} and {here.parent})"
-    )
+        return Path(env).expanduser()
+    user = user_registry_path()
+    if user.is_file():
+        return user
+    here = Path(__file__).resolve().parent.parent  # the grainbench package
+    checkout = here.parent / "datasets.toml"
+    if checkout.is_file() and (here.parent / "pyproject.toml").is_file():
+        return checkout
+    from importlib.resources import files
+
+    packaged = files("grainbench").joinpath("datasets.toml")
+    if packaged.is_file():
+        return Path(str(packaged))
+    raise DatasetError(f"datasets.toml not found in the installed package ({packaged}): reinstall grainbench, "
+                       f"or set GRAINBENCH_REGISTRY to a registry file (or write one to {user})")
 
 
 _CACHE: dict[tuple, dict[str, Dataset]] = {}

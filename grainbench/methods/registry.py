@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from ..errors import GrainbenchError
+from ..extras import MissingExtraError
 from ..plugins import Registry
 from .api import Method
 
@@ -52,7 +53,9 @@ def create_model(name: str, **kwargs: Any) -> Method:
     cls = get_model_class(name)
     try:
         return cls(**kwargs)
-    except ImportError as exc:  # optional dependency of the method itself
+    except MissingExtraError:  # already names the extra to install
+        raise
+    except ImportError as exc:  # a third-party method's own dependency
         raise MethodError(f"method {name!r} needs a package that is not installed: {exc}") from None
 
 
@@ -68,6 +71,7 @@ class ModelInfo:
     description: str
     available: bool = True
     error: str = ""
+    extra: str = ""  # the grainbench extra that makes an unavailable method available
 
     @property
     def params_m(self) -> str:
@@ -76,16 +80,21 @@ class ModelInfo:
 
 
 def model_info(name: str) -> ModelInfo:
-    """Describe a method with its default configuration (builds it to count parameters)."""
+    """Describe a method with its default configuration (builds it to count parameters).
+
+    Never raises for a method that cannot be built here: a missing optional
+    package gives ``available=False`` with the extra that installs it, so one
+    missing package never hides the rest of ``grainbench models``.
+    """
     try:
         cls = get_model_class(name)
-    except MethodError as exc:
-        return ModelInfo(name, None, "?", "", (), "", available=False, error=str(exc))
+    except GrainbenchError as exc:
+        return ModelInfo(name, None, "?", "", (), "", available=False, error=str(exc),
+                         extra=getattr(exc, "extra", ""))
     try:
         params: int | None = create_model(name).num_parameters()
-        available, error = True, ""
-    except MethodError as exc:
-        params, available, error = None, False, str(exc)
+        available, error, extra = True, "", ""
+    except GrainbenchError as exc:  # MissingExtraError while building the network, too
+        params, available, error, extra = None, False, str(exc), getattr(exc, "extra", "")
     return ModelInfo(name, params, cls.context, cls.reference, tuple(cls.presets), cls.description,
-                     available, error)
-
+                     available, error, extra)

@@ -235,10 +235,9 @@ class CNNTracker(Tracker):
     # -- network -------------------------------------------------------------------
     def build(self, seed: int | None = None) -> nn.Module:
         """A fresh classifier (2 input channels, 2 classes, random initialisation)."""
-        try:
-            import timm
-        except ImportError as exc:  # pragma: no cover - timm is a test/smp extra
-            raise TrackingError(f"the CNN trackers need timm (pip install timm): {exc}") from None
+        from ..extras import require
+
+        timm = require("timm", "track", f"the CNN tracker {self.arch_name!r}")
         if seed is not None:
             torch.manual_seed(seed)
         try:

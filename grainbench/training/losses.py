@@ -199,6 +199,10 @@ class TopoLoss(nn.Module):
     def __init__(self, lam: float = 0.04, pos_weight: float = 9.0, dilate: int = 5, min_persistence: float = 0.03
                  ) -> None:
         super().__init__()
+        if lam != 0:  # fail when the preset is built, not at the first batch
+            from .topoloss import _gudhi
+
+            _gudhi()
         self.lam, self.pos_weight, self.dilate, self.min_persistence = lam, pos_weight, dilate, min_persistence
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

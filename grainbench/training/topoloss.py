@@ -36,12 +36,9 @@ _FOUR = ndi.generate_binary_structure(2, 1)
 
 
 def _gudhi():
-    try:
-        import gudhi
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("the topological loss needs gudhi: pip install 'grainbench[topo]' (or pip install gudhi)"
-                          ) from e
-    return gudhi
+    from ..extras import require
+
+    return require("gudhi", "topo", "the topological loss (--set loss=topo)")
 
 
 def persistence_pairs(f: np.ndarray) -> dict[int, np.ndarray]:

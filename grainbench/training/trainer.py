@@ -25,6 +25,7 @@ from torch import nn
 
 from ..data.volume import Volume
 from ..methods.api import FitResult
+from ..progress import progress as progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint
 from .determinism import use_deterministic
 from .losses import get_loss
@@ -90,21 +91,6 @@ def _make_optimizer(params, preset: Preset) -> torch.optim.Optimizer:
     if preset.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=preset.lr, alpha=preset.alpha, eps=preset.eps)
     return torch.optim.Adam(params, lr=preset.lr, eps=preset.eps)
-
-
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled, transient=False)
 
 
 def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None, preset: Preset, *,
@@ -177,8 +163,9 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
     t0 = time.perf_counter()
     seen = 0
     train_time = 0.0
-    with _progress(progress) as bar:
-        task = bar.add_task(f"{method.name} [{preset.name}]", total=preset.epochs, completed=start_epoch)
+    batches_per_epoch = math.ceil(per_epoch / preset.batch_size)
+    with progress_bar(f"{method.name} [{preset.name}]", (end_epoch - start_epoch) * batches_per_epoch,
+                      enabled=progress) as bar:
         for epoch in range(start_epoch, end_epoch):
             lr = preset.lr_at(epoch)
             for group in optimizer.param_groups:
@@ -204,6 +191,7 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
                 step += 1
                 seen += len(batch.image)
                 losses.append(float(loss.item()))
+                bar.advance()
             train_time += time.perf_counter() - te
             train_loss = float(np.mean(losses))
             val_loss = _validate(method, val_batches, loss_fn, device) if val_batches else float("nan")
@@ -226,8 +214,7 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
                     "best_val_loss": best_val, "best_epoch": best_epoch,
                 })
             pps = seen / train_time if train_time else 0.0
-            bar.update(task, completed=epoch + 1, description=(
-                f"{method.name} [{preset.name}] loss {train_loss:.4f} val {val_loss:.4f} {pps:.1f} patches/s"))
+            bar.line(f"epoch {epoch + 1}/{preset.epochs} loss {train_loss:.4f} val {val_loss:.4f} {pps:.1f} patches/s")
 
     finished = end_epoch >= preset.epochs
     if finished and select_val and best_state is not None:
