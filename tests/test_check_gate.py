@@ -113,7 +113,7 @@ def test_same_model_trained_twice_with_other_thread_counts_passes_the_readme_gat
     try:
         for name, n in (("ref", 1), ("ci", 2)):
             torch.set_num_threads(n)
-            assert main(["run", "--model", "unet", "--dataset", "synthetic", "--preset", "quick", *TINY,
+            assert main(["--threads", str(n), "run", "--model", "unet", "--dataset", "synthetic", "--preset", "quick", *TINY,
                          "--records", f"{name}-records", "--workdir", f"{name}-work", "--no-leaderboard"]) == 0
     finally:
         torch.set_num_threads(threads)
