@@ -172,12 +172,6 @@ def _git(args: list[str], cwd: Path) -> str:
                           check=True).stdout
 
 
-def git_commit(cwd: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The current commit and whether tracked files outside ``leaderboards/`` changed (None outside git)."""
-    commit, dirty, _ = _git_state(str(cwd or Path(__file__).resolve().parent))
-    return {"commit": commit, "dirty": dirty}
-
-
 def _git_state(cwd: str) -> tuple[str | None, bool | None, str | None]:
     """(commit, dirty, sha256 of the uncommitted diff) of the checkout holding ``cwd``."""
     where = Path(cwd)
@@ -199,7 +193,10 @@ def require_clean_tree(what: str = "publishing") -> None:
 
 def code_version(cwd: str | os.PathLike | None = None) -> str:
     """``<version>+git.<commit12>[.dirty.<diff hash12>]``, or the version alone outside git (see module doc)."""
-    commit, dirty, diff = _git_state(str(cwd or Path(__file__).resolve().parent))
+    return _code_version(*_git_state(str(cwd or Path(__file__).resolve().parent)))
+
+
+def _code_version(commit: str | None, dirty: bool | None, diff: str | None) -> str:
     if commit is None:
         return __version__
     return f"{__version__}+git.{commit[:12]}" + (f".dirty.{diff[:12]}" if dirty else "")
@@ -275,19 +272,19 @@ def make_record(*, config: dict[str, Any], protocol: dict[str, Any], aggregate: 
         run_id = "-".join(path_component(str(p), "record field") for p in parts) + f"-{digest}"
     except GrainbenchError as exc:
         raise RecordError(f"record: {exc}") from None
-    git = git_commit()
+    commit, dirty, diff = _git_state(str(Path(__file__).resolve().parent))  # once: git and code_version agree
     record = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "kind": kind,
         "created": created,
-        "code_version": code_version(),
+        "code_version": _code_version(commit, dirty, diff),
         "config": config,
         "protocol": protocol,
         "metrics": {"aggregate": aggregate, "per_slice": per_slice},
         "timings": timings or {},
         "environment": environment(device),
-        "git": git,
+        "git": {"commit": commit, "dirty": dirty},
         "dataset": {"name": config["dataset"], "hashes": dataset_hashes or {}},
         "checkpoint": {"sha256": checkpoint_sha256},
         "figures": {k: str(v) for k, v in (figures or {}).items()},
