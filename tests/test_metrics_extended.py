@@ -104,3 +104,16 @@ def test_cli_metrics_flag(tmp_path, capsys):
     assert main(["score", "--example"]) == 0
     out = capsys.readouterr().out
     assert "astm_g_error" in out and "pratt_fom" not in out
+
+
+def test_run_records_the_extended_group(synthetic_cache, tmp_path, monkeypatch):
+    from grainbench.cli import main
+    from grainbench.records import read_record
+
+    monkeypatch.setenv("GRAINBENCH_DATA", str(synthetic_cache))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--dataset", "synthetic", "--model", "classical", "--metrics", "extended",
+                 "--no-leaderboard", "--columns", "vi,astm_g_error,grain_count_ratio"]) == 0
+    [path] = sorted((tmp_path / "runs/records/synthetic").glob("*.json"))
+    aggregate = read_record(path)["metrics"]["aggregate"]
+    assert set(EXTENDED_METRICS) <= set(aggregate) and "astm_g_error" in aggregate
