@@ -32,8 +32,8 @@ from .names import validate_name
 from .records import RecordError, load_records
 from .tables import assignments, format_cell, mean_and_spread, md_cell, newest, rank_rows
 
-__all__ = ["COLUMNS_BOUNDARY", "COLUMNS_GRAIN_SIZE", "COLUMNS_PHASE", "PRIMARY", "assignments", "build_leaderboards", "collect",
-           "format_cell", "mean_and_spread", "newest", "reported_results", "summarise"]
+__all__ = ["COLUMNS_BOUNDARY", "COLUMNS_GRAIN_SIZE", "COLUMNS_PHASE", "PRIMARY", "assignments",
+           "build_leaderboards", "collect", "format_cell", "mean_and_spread", "newest", "reported_results", "summarise"]
 
 COLUMNS_BOUNDARY = ("vi", "vi_split", "vi_merge", "ari", "map", "bf1", "bde", "dice")
 #: Shown after :data:`COLUMNS_BOUNDARY` in boundary tables, where the records have them (records made

@@ -74,20 +74,16 @@ def _chord_bounds(boundary_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     if b.ndim != 2 or b.shape[1] < 2:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    step = np.diff(b.astype(np.int8), axis=1)
-    # boundary -> grain at i: a chord starts at i+1; grain -> boundary at i: a run ends at i+1.
-    sr, sc = np.nonzero(step == -1)
-    er, ec = np.nonzero(step == 1)
-    # Every start is followed, in its row, by the end just after it, if any. Order both by (row, col).
-    starts = sr * b.shape[1] + sc
-    ends = er * b.shape[1] + ec
-    idx = np.searchsorted(ends, starts, side="right")
-    ok = idx < ends.size
-    idx_ok = idx[ok]
-    same_row = er[idx_ok] == sr[ok]
-    row = sr[ok][same_row]
-    first = sc[ok][same_row] + 1
-    end = ec[idx_ok][same_row] + 1
+    step = np.diff(np.ascontiguousarray(b).view(np.int8), axis=1)
+    # boundary -> grain at i (-1): a chord may start at i+1; grain -> boundary at i (+1): a run ends at
+    # i+1. Transitions alternate along a row, so a chord is a -1 directly followed by a +1 in the same row.
+    rows, cols = np.nonzero(step)
+    kind = step[rows, cols]
+    pair = (kind[:-1] == -1) & (kind[1:] == 1) & (rows[:-1] == rows[1:])
+    at = np.nonzero(pair)[0]
+    row = rows[at]
+    first = cols[at] + 1
+    end = cols[at + 1] + 1
     keep = (end - first) > MIN_CHORD
     return row[keep], first[keep], end[keep]
 

@@ -74,7 +74,10 @@ def rand_index(seg_labels: ArrayLike, gt_labels: ArrayLike, *, device: DeviceLik
 
 
 def ri_from_table(table: Contingency) -> float:
-    """Rand index from a full contingency table: ``1 + (2 sum_ij C(n_ij, 2) - sum_i C(a_i, 2) - sum_j C(b_j, 2)) / C(n, 2)``."""
+    """Rand index from a full contingency table.
+
+    ``RI = 1 - (sum_i C(a_i, 2) + sum_j C(b_j, 2) - 2 sum_ij C(n_ij, 2)) / C(n, 2)``.
+    """
     row_sums, _, col_sums, _ = table.marginals()
     a, b = row_sums.to(torch.float64), col_sums.to(torch.float64)
     n = float(a.sum())
