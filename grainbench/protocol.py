@@ -150,7 +150,8 @@ register_protocol(Protocol(
     name="wpunet-2019", version=1, task="boundary",
     reference="Ma et al., WPU-Net (2019), and the authors' segmentation/evaluation.py",
     description="argmax, 3x3 closing, skeletonize; crop 10 px; 4-connected grains; "
-                "VI (gala split_vi), ARI on all pixels, DSB-2018 mAP with a 1-px frame; BF1 at 4 px, BDE, Dice",
+                "VI (gala split_vi), ARI on all pixels, DSB-2018 mAP with a 1-px frame; BF1 at 4 px, BDE, Dice; "
+                "ASTM E112 G error, grain-count ratio and intercept JS from chords on every row and column",
 ))
 register_protocol(Protocol(
     name="traced-2023", version=1, task="boundary", thin_gt=True,
