@@ -284,7 +284,7 @@ def _check_prob(prob: np.ndarray, shape: tuple[int, ...], method: Method) -> np.
 def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpunet-2019",
              modes: tuple[str, ...] | None = None, device: str | None = "cpu",
              on_prediction: Callable[[Prediction], None] | None = None, tolerant: bool = False,
-             progress: bool = False) -> list[dict[str, Any]]:
+             metrics: str = "standard", progress: bool = False) -> list[dict[str, Any]]:
     """Predict and score ``volume``; one record per mode (both modes for ``"2d+prev"`` methods).
 
     Each record holds the method, its config, the preset of its weights, the
@@ -292,7 +292,8 @@ def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpun
     its previous mask, the protocol id, the aggregate and per-slice metrics,
     and timings. ``on_prediction``, when given, is called with each mode's
     :class:`Prediction` before it is scored (the runner draws figures from it);
-    ``tolerant`` adds seed 003's normalised-Gaussian scores (see :func:`~grainbench.scoring.score`);
+    ``tolerant`` adds seed 003's normalised-Gaussian scores and ``metrics="extended"`` the
+    extended group (see :func:`~grainbench.scoring.score`);
     ``progress`` reports prediction per slice batch and scoring per mode.
     """
     from .scoring import score
@@ -312,7 +313,7 @@ def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpun
         with progress_bar(f"{method.name}: scoring{f' ({mode})' if mode else ''}", None, enabled=progress) as bar:
             bar.line(f"{len(pred.prob)} slices")
             result = score(pred.prob, volume.boundary, protocol, device=device, slice_ids=slice_ids,
-                           tolerant=tolerant)
+                           tolerant=tolerant, metrics=metrics)
             bar.line("done")
         score_seconds = time.perf_counter() - t0
         records.append({

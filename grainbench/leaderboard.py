@@ -32,10 +32,19 @@ from .names import validate_name
 from .records import RecordError, load_records
 from .tables import assignments, format_cell, mean_and_spread, md_cell, newest, rank_rows
 
-__all__ = ["COLUMNS_BOUNDARY", "COLUMNS_PHASE", "PRIMARY", "assignments", "build_leaderboards", "collect",
-           "format_cell", "mean_and_spread", "newest", "reported_results", "summarise"]
+__all__ = ["COLUMNS_BOUNDARY", "COLUMNS_GRAIN_SIZE", "COLUMNS_PHASE", "PRIMARY", "assignments",
+           "build_leaderboards", "collect", "format_cell", "mean_and_spread", "newest", "reported_results", "summarise"]
 
 COLUMNS_BOUNDARY = ("vi", "vi_split", "vi_merge", "ari", "map", "bf1", "bde", "dice")
+#: Shown after :data:`COLUMNS_BOUNDARY` in boundary tables, where the records have them (records made
+#: before the grain-size agreement existed show ``-``).
+COLUMNS_GRAIN_SIZE = ("astm_g_error", "grain_count_ratio")
+#: What the less obvious column names of a boundary table mean (printed under its heading).
+COLUMN_NOTES = ("`dice`: Dice of boundary pixels (the ImageSegMetrics convention, Dice of grain pixels, is "
+                "`dice_grain` in the extended metric group). `astm_g_error`: absolute difference of the ASTM E112 "
+                "grain size numbers G of prediction and truth, from the mean chord on every row and column "
+                "(NIST's chord rules; lower is better). `grain_count_ratio`: predicted over true grains "
+                "(1 is best).")
 COLUMNS_PHASE = ("accuracy", "iou", "dice", "bf1", "bde")
 PRIMARY = {"boundary": ("vi", True), "phase": ("iou", False)}  # metric, ascending
 #: Averaged beside the table columns to flag degenerate predictions.
@@ -97,11 +106,16 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """
     task = runs["task"].iloc[0]
     metric, ascending = PRIMARY.get(task, PRIMARY["boundary"])
-    columns = [c for c in (*(COLUMNS_PHASE if task == "phase" else COLUMNS_BOUNDARY), *GRAIN_COUNTS) if c in runs]
+    columns = [c for c in (*_columns(task), *GRAIN_COUNTS) if c in runs]
     out = mean_and_spread(runs, ["model", "mode"], columns)
     if "dirty" in runs:
         out["dirty"] = runs.groupby(["model", "mode"], sort=False)["dirty"].any().to_numpy()
     return rank_rows(out, metric, ascending)
+
+
+def _columns(task: str) -> tuple[str, ...]:
+    """The metric columns of a table of ``task``."""
+    return COLUMNS_PHASE if task == "phase" else (*COLUMNS_BOUNDARY, *COLUMNS_GRAIN_SIZE)
 
 
 def split_merge_figures(dataset: str, runs: pd.DataFrame, records: dict[str, dict], out_dir: Path
@@ -135,7 +149,7 @@ def split_merge_figures(dataset: str, runs: pd.DataFrame, records: dict[str, dic
 
 def _table_lines(table: pd.DataFrame, task: str, out_dir: Path, *, ranked: bool) -> list[str]:
     """Markdown rows of one summarised table: rank (``-`` for degenerate or unranked rows), escaped cells."""
-    cols = [c for c in (COLUMNS_PHASE if task == "phase" else COLUMNS_BOUNDARY) if c in table]
+    cols = [c for c in _columns(task) if c in table]
     lines = ["| # | method | mode | seeds | " + " | ".join(cols) + " | flag | records |",
              "|---|---|---|---|" + "---|" * len(cols) + "---|---|"]
     rank = 0
@@ -200,6 +214,8 @@ def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, ou
         heading = f"protocol `{md_cell(protocol)}`, preset `{md_cell(preset)}`"
         if not fair.empty:
             lines += [f"## Reproduced: {heading}", ""]
+            if task != "phase":
+                lines += [COLUMN_NOTES, ""]
             lines += _table_lines(summarise(fair), task, out_dir, ranked=True)
         if not oracle.empty:
             lines += [f"### Upper bound: ground-truth previous slice ({heading}; not ranked)", "",

@@ -10,11 +10,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .metrics.instance import DSB2018_THRESHOLDS
+from .metrics.intercept import PATTERNS
 from .errors import UnknownNameError
 
 BOUNDARY_METRICS = ("vi", "vi_split", "vi_merge", "ari", "map", "bf1", "bde", "dice")
 TOPOLOGY_METRICS = ("betti0_error", "betti1_error", "cldice")
 GRAIN_METRICS = ("grain_count_pred", "grain_count_gt", "size_js", "shape_js")
+#: Grain-size agreement, on every boundary protocol: |G_pred - G_true| (ASTM E112), grain-count ratio
+#: (pred / true), Jensen-Shannon distance of the intercept-length distributions.
+GRAIN_SIZE_METRICS = ("astm_g_error", "grain_count_ratio", "intercept_js")
+#: Optional group (``score(..., metrics="extended")``, ``--metrics extended``); see :mod:`grainbench.metrics.extended`.
+EXTENDED_METRICS = ("rand_index", "pratt_fom", "completeness", "correctness", "quality", "mean_iou",
+                    "fw_iou", "dice_grain")
+#: The metric groups a score can add to the protocol's own.
+METRIC_GROUPS = ("standard", "extended")
 PHASE_METRICS = ("accuracy", "iou", "dice", "bf1", "bde")
 
 
@@ -53,6 +62,17 @@ class Protocol:
         Smallest equivalent diameter (px) in the grain statistics.
     extras : bool
         Also compute topology (Betti errors, clDice) and grain statistics.
+    intercept_pattern : {"rows-columns", "e112", "line-grid"}
+        Test pattern of the grain-size agreement (:data:`GRAIN_SIZE_METRICS`,
+        boundary task): chords under NIST's rules
+        (:mod:`grainbench.metrics.intercept`). ``"rows-columns"`` (every row
+        and column) because no 8-connected one-pixel skeleton slips through
+        it and a 1024 x 1024 map gives thousands of chords. Added without a
+        version bump: it only defines columns that records made before it do
+        not have, and no existing number changes.
+    quality_tolerance : float
+        Tolerance theta (pixels) of completeness / correctness / quality in
+        the extended group.
     reference : str
         Where the conventions come from.
     """
@@ -71,6 +91,8 @@ class Protocol:
     map_frame: bool = True
     min_grain_diameter: float = 0.0
     extras: bool = True
+    intercept_pattern: str = "rows-columns"
+    quality_tolerance: float = 2.0
     reference: str = ""
     description: str = field(default="", compare=False)
 
@@ -81,9 +103,10 @@ class Protocol:
 
     @property
     def metrics(self) -> tuple[str, ...]:
+        """The columns a score under this protocol has (without the optional groups)."""
         if self.task == "phase":
             return PHASE_METRICS
-        return BOUNDARY_METRICS + ((TOPOLOGY_METRICS + GRAIN_METRICS) if self.extras else ())
+        return BOUNDARY_METRICS + GRAIN_SIZE_METRICS + ((TOPOLOGY_METRICS + GRAIN_METRICS) if self.extras else ())
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -98,6 +121,8 @@ def register_protocol(protocol: Protocol) -> Protocol:
     """Add a protocol to the registry; a name can only be registered once."""
     if protocol.task not in ("boundary", "phase"):
         raise ValueError(f"protocol {protocol.name!r}: unknown task {protocol.task!r}")
+    if protocol.intercept_pattern not in PATTERNS:
+        raise ValueError(f"protocol {protocol.name!r}: unknown intercept pattern {protocol.intercept_pattern!r}")
     if protocol.name in _PROTOCOLS and _PROTOCOLS[protocol.name] != protocol:
         raise ValueError(f"protocol {protocol.name!r} is already registered with other settings")
     _PROTOCOLS[protocol.name] = protocol
@@ -125,7 +150,8 @@ register_protocol(Protocol(
     name="wpunet-2019", version=1, task="boundary",
     reference="Ma et al., WPU-Net (2019), and the authors' segmentation/evaluation.py",
     description="argmax, 3x3 closing, skeletonize; crop 10 px; 4-connected grains; "
-                "VI (gala split_vi), ARI on all pixels, DSB-2018 mAP with a 1-px frame; BF1 at 4 px, BDE, Dice",
+                "VI (gala split_vi), ARI on all pixels, DSB-2018 mAP with a 1-px frame; BF1 at 4 px, BDE, Dice; "
+                "ASTM E112 G error, grain-count ratio and intercept JS from chords on every row and column",
 ))
 register_protocol(Protocol(
     name="traced-2023", version=1, task="boundary", thin_gt=True,

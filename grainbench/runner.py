@@ -184,7 +184,8 @@ class DataCache:
 def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | None = None,
             figures_dir: Path | None = None, cache: DataCache | None = None, progress: bool = True,
             max_epochs: int | None = None, tolerant: bool = False, log: Callable[[str], None] = print,
-            existing: list[tuple[Path, dict]] | None = None, force: bool = False) -> RunOutcome:
+            existing: list[tuple[Path, dict]] | None = None, force: bool = False,
+            metrics: str = "standard") -> RunOutcome:
     """Run (or resume, or skip) one :class:`RunSpec`; returns its :class:`RunOutcome`.
 
     Parameters
@@ -202,6 +203,11 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         ``"interrupted"`` and writes no record; the next call resumes).
     tolerant : bool
         Also record seed 003's normalised-Gaussian tolerant scores (``gauss_*``).
+    metrics : {"standard", "extended"}
+        ``"extended"`` also records the extended metric group
+        (:data:`grainbench.protocol.EXTENDED_METRICS`; see :func:`grainbench.scoring.score`).
+        Like ``tolerant``, not part of a run's identity: use ``force`` to add
+        the group to a run whose records exist.
     existing : list, optional
         The dataset's records already read (:func:`existing_records`); the
         records this run writes are appended to it. Default: read the folder.
@@ -299,7 +305,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     todo = tuple(m for m in modes if m not in done)
     results = evaluate(method, test, protocol=protocol, modes=todo if cls.context == "2d+prev" else None,
                        device=str(resolve_device(device)), on_prediction=draw if spec.seed == 0 else None,
-                       tolerant=tolerant, progress=progress)
+                       tolerant=tolerant, metrics=metrics, progress=progress)
     paths = [done[m] for m in modes if m in done]
     preset_config = None
     if learns:
@@ -364,7 +370,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
              records_dir: Path | None = None, work_root: Path | None = None,
              device: str | None = None, figures_dir: Path | None = None, progress: bool = True,
              max_epochs: int | None = None, tolerant: bool = False,
-             log: Callable[[str], None] = print, force: bool = False) -> list[RunOutcome]:
+             log: Callable[[str], None] = print, force: bool = False,
+             metrics: str = "standard") -> list[RunOutcome]:
     """Every (model, seed) of one dataset, in order; the dataset is loaded once.
 
     ``protocol`` defaults to the dataset's protocol in the registry.
@@ -391,7 +398,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
             t0 = time.perf_counter()
             outcome = run_one(spec, records_dir=records_dir, work_root=work_root, device=device,
                               figures_dir=figures_dir, cache=cache, progress=progress, max_epochs=max_epochs,
-                              tolerant=tolerant, log=log, existing=existing, force=force)
+                              tolerant=tolerant, log=log, existing=existing, force=force, metrics=metrics)
             log(f"{name} seed {seed}: {outcome.status} in {time.perf_counter() - t0:.1f} s")
             outcomes.append(outcome)
     return outcomes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,15 +14,16 @@ from .components import grains_from_boundary
 from .contract import interpret
 from .metrics.boundary import boundary_distances, mask_boundary
 from .metrics.contingency import contingency_table
-from .metrics.grains import grain_statistics
+from .metrics.delineation import ccq_from_distances, fom_from_distances
+from .metrics.grains import grain_count, grain_size_agreement, grain_statistics
 from .metrics.information import vi_from_table
 from .metrics.instance import dsb_score_from_boundaries
-from .metrics.overlap import dice, foreground_iou, pixel_accuracy
-from .metrics.rand import ari_from_table
+from .metrics.overlap import class_ious, dice, foreground_iou, pixel_accuracy
+from .metrics.rand import ari_from_table, ri_from_table
 from .metrics.tolerant import gaussian_score
 from .metrics.topology import betti_error, cldice
 from .postprocess import crop_border, thin_boundary
-from .protocol import Protocol, get_protocol
+from .protocol import METRIC_GROUPS, Protocol, get_protocol
 
 
 @dataclass
@@ -76,7 +78,8 @@ def prepare_ground_truth(gt: ArrayLike, protocol: Protocol, *, device: DeviceLik
     return g.to(resolve_device(device) if device is not None else g.device)
 
 
-def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protocol) -> dict[str, float]:
+def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protocol,
+                          extended: bool = False) -> dict[str, float]:
     pred_labels = grains_from_boundary(pred, connectivity=protocol.connectivity)
     gt_labels = grains_from_boundary(gt, connectivity=protocol.connectivity)
     table = contingency_table(pred_labels, gt_labels)  # shared by VI and ARI
@@ -96,6 +99,22 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
         "bde": dist.displacement(),
         "dice": dice(pred, gt),
     }
+    n_pred, n_gt = grain_count(pred_labels), grain_count(gt_labels)
+    row.update(grain_size_agreement(pred.cpu().numpy(), gt.cpu().numpy(), pattern=protocol.intercept_pattern))
+    row["grain_count_ratio"] = n_pred / n_gt if n_gt else math.nan
+    if extended:
+        completeness, correctness, quality = ccq_from_distances(dist, protocol.quality_tolerance)
+        iou_b, iou_bg, freq_b = class_ious(pred, gt)
+        row.update({
+            "rand_index": ri_from_table(table),
+            "pratt_fom": fom_from_distances(dist),
+            "completeness": completeness,
+            "correctness": correctness,
+            "quality": quality,
+            "mean_iou": (iou_b + iou_bg) / 2.0,
+            "fw_iou": freq_b * iou_b + (1.0 - freq_b) * iou_bg,
+            "dice_grain": dice(~pred, ~gt),
+        })
     if protocol.extras:
         b0, b1 = betti_error(pred, gt)
         row.update({"betti0_error": float(b0), "betti1_error": float(b1), "cldice": cldice(pred, gt)})
@@ -118,7 +137,8 @@ def _score_phase_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protocol)
 
 
 def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-2019", *,
-          device: DeviceLike = None, slice_ids: list[Any] | None = None, tolerant: bool = False) -> ScoreResult:
+          device: DeviceLike = None, slice_ids: list[Any] | None = None, tolerant: bool = False,
+          metrics: str = "standard") -> ScoreResult:
     """Score a prediction against the ground truth, slice by slice.
 
     Parameters
@@ -144,6 +164,22 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
         for the phase task): columns ``gauss_precision``,
         ``gauss_recall``, ``gauss_f1`` (see :mod:`grainbench.metrics.tolerant`).
         Off by default, so the standard columns stay as they are.
+    metrics : {"standard", "extended"}
+        ``"extended"`` adds, for the boundary task, the group
+        :data:`grainbench.protocol.EXTENDED_METRICS`: ``rand_index``
+        (unadjusted, all pixels, boundary pixels one cluster), ``pratt_fom``
+        (Pratt's figure of merit, alpha 1/9), ``completeness`` /
+        ``correctness`` / ``quality`` (Mosinska et al., tolerance
+        ``protocol.quality_tolerance``), ``mean_iou`` and ``fw_iou`` (over the
+        two classes boundary and background; weights: true class
+        frequencies) and ``dice_grain`` (Dice of the grain, i.e. non-boundary,
+        pixels: the ImageSegMetrics convention; ``dice`` stays the Dice of
+        boundary pixels). The phase task has no extended group.
+
+    Every boundary protocol also gives the grain-size agreement
+    (:data:`grainbench.protocol.GRAIN_SIZE_METRICS`): ``astm_g_error``,
+    ``grain_count_ratio`` (predicted / true grains; NaN without true grains)
+    and ``intercept_js`` (see :func:`grainbench.metrics.grains.grain_size_agreement`).
 
     Returns
     -------
@@ -151,6 +187,8 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
         ``per_slice`` (pandas DataFrame, one row per slice, column ``slice``
         first) and ``aggregate`` (mean of every metric over slices).
     """
+    if metrics not in METRIC_GROUPS:
+        raise ValueError(f"unknown metric group {metrics!r}; known: {', '.join(METRIC_GROUPS)}")
     protocol = get_protocol(protocol)
     p = prepare_prediction(pred, protocol, device=device)
     g = prepare_ground_truth(gt, protocol, device=p.device)
@@ -166,7 +204,7 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
         if protocol.task == "phase":
             row = _score_phase_slice(ps, gs, protocol)
         else:
-            row = _score_boundary_slice(ps, gs, protocol)
+            row = _score_boundary_slice(ps, gs, protocol, extended=metrics == "extended")
         if tolerant:  # on boundaries: of the masks for the phase task, as BF1
             pb, gb = (mask_boundary(ps), mask_boundary(gs)) if protocol.task == "phase" else (ps, gs)
             t = gaussian_score(pb.cpu().numpy(), gb.cpu().numpy(), sigma=3.0, truncate=7.0)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..leaderboard import (
     COLUMNS_BOUNDARY,
+    COLUMNS_GRAIN_SIZE,
     COLUMNS_PHASE,
     build_leaderboards,
     format_cell,
@@ -20,6 +21,7 @@ from ..records import require_clean_tree
 from ..runner import RunError, run_many, summary_table
 from ._console import console, err_console
 from ._outputs import add_publish_argument, resolve_outputs
+from .score import add_metrics_argument
 
 
 def _int_list(text: str) -> list[int]:
@@ -56,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", type=Path, default=None, help="where checkpoints go (default $GRAINBENCH_RUNS or runs/)")
     p.add_argument("--tolerant", action="store_true",
                    help="also record seed 003's normalised-Gaussian tolerant precision/recall/F1 (sigma 3 px)")
+    add_metrics_argument(p)
     p.add_argument("--no-leaderboard", action="store_true", help="only write records")
     p.add_argument("--force", action="store_true",
                    help="run even when a record of this run (same config, dataset hashes, code version) exists")
@@ -70,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # Few enough that the closing table keeps whole numbers in an 80-column terminal; --columns shows more.
 DEFAULT_COLUMNS = {"boundary": ("vi", "vi_split", "vi_merge", "ari", "map", "bf1"),
                    "phase": ("iou", "dice", "bf1", "bde")}
-ALL_COLUMNS = tuple(dict.fromkeys((*COLUMNS_BOUNDARY, *COLUMNS_PHASE)))
+ALL_COLUMNS = tuple(dict.fromkeys((*COLUMNS_BOUNDARY, *COLUMNS_GRAIN_SIZE, *COLUMNS_PHASE)))
 
 
 def _columns(text: str) -> tuple[str, ...]:
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=parse_assignments(args.overrides, "--set", error=RunError),
         records_dir=args.records, work_root=args.workdir,
         device=device, figures_dir=figures, max_epochs=args.max_epochs, tolerant=args.tolerant, force=args.force,
+        metrics=args.metrics,
         log=lambda msg: err_console.print(escape(msg), highlight=False))
     for o in outcomes:
         for path in o.records:
@@ -123,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 HEADERS = {"vi": "VI", "vi_split": "VI\nsplit", "vi_merge": "VI\nmerge", "ari": "ARI", "map": "mAP", "bf1": "BF1",
-           "bde": "BDE", "dice": "Dice", "accuracy": "acc.", "iou": "IoU"}
+           "bde": "BDE", "dice": "Dice", "accuracy": "acc.", "iou": "IoU", "astm_g_error": "ASTM\nG err.",
+           "grain_count_ratio": "grains\npred/gt"}
 
 
 def summary_renderable(table, title: str, columns: tuple[str, ...] | None = None) -> Table:

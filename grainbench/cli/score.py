@@ -12,7 +12,7 @@ from rich.table import Table
 from .._backend import resolve_device
 from ..errors import InputFileError, OutputError
 from ..io import atomic_write, read_array
-from ..protocol import get_protocol, list_protocols
+from ..protocol import METRIC_GROUPS, get_protocol, list_protocols
 from ..scoring import score
 from ._console import console
 
@@ -35,11 +35,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--axes", default="ZHW", choices=["ZHW", "HWZ"],
                    help="axis order of 3D inputs (the pure-iron HDF5 is HWZ)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    add_metrics_argument(p)
     p.add_argument("--per-slice", action="store_true", help="print one row per slice")
     p.add_argument("--json", type=Path, help="also write the result as JSON to this file")
     p.add_argument("--example", action="store_true",
                    help="score a generated example (Voronoi grains, flawed prediction) instead of files")
     p.set_defaults(func=run)
+
+
+def add_metrics_argument(p: argparse.ArgumentParser) -> None:
+    """``--metrics standard|extended``, shared by ``score`` and ``run``."""
+    p.add_argument("--metrics", default="standard", choices=METRIC_GROUPS,
+                   help="metric group: standard (default) or extended, which adds the Rand index, Pratt's figure "
+                        "of merit, completeness/correctness/quality, mean and frequency-weighted IoU and Dice of "
+                        "grain pixels (boundary task)")
 
 
 def _load(path: str, key: str | None, axes: str, what: str) -> np.ndarray:
@@ -70,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputFileError(f"{args.pred}: shape {pred.shape} differs from {args.gt}: shape {gt.shape}")
         source = f"{args.pred} vs {args.gt}"
     try:
-        result = score(pred, gt, protocol, device=args.device)
+        result = score(pred, gt, protocol, device=args.device, metrics=args.metrics)
     except ValueError as exc:
         raise InputFileError(f"{args.pred or 'example'}: {exc}") from None
 

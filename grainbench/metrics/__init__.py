@@ -12,17 +12,21 @@ from .boundary import (
                        mask_boundary,
 )
 from .contingency import Contingency, contingency_table
+from .delineation import completeness_correctness_quality, pratt_figure_of_merit
 from .grains import (
                        astm_grain_size_number,
                        distribution_distance,
+                       grain_count,
                        grain_properties,
+                       grain_size_agreement,
                        grain_statistics,
                        mean_lineal_intercept,
 )
+from .intercept import grain_size_number, intercept_lengths
 from .information import variation_of_information
 from .instance import DSB2018_THRESHOLDS, iou_matrix, mean_average_precision
-from .overlap import dice, foreground_iou, pixel_accuracy
-from .rand import adjusted_rand_index
+from .overlap import dice, foreground_iou, frequency_weighted_iou, mean_iou, pixel_accuracy
+from .rand import adjusted_rand_index, rand_index
 from .tolerant import (
                        TolerantScore,
                        gaussian_reward_map,
@@ -39,5 +43,7 @@ __all__ = [
     "distribution_distance", "foreground_iou", "grain_properties", "grain_statistics", "iou_matrix",
     "mask_boundary", "mean_average_precision", "mean_lineal_intercept", "pixel_accuracy",
     "variation_of_information",
+    "completeness_correctness_quality", "frequency_weighted_iou", "grain_count", "grain_size_agreement",
+    "grain_size_number", "intercept_lengths", "mean_iou", "pratt_figure_of_merit", "rand_index",
     "TolerantScore", "gaussian_reward_map", "gaussian_score", "tophat_reward_map", "tophat_score",
 ]

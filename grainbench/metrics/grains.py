@@ -10,6 +10,7 @@ import torch
 from scipy.spatial.distance import jensenshannon
 
 from .._backend import ArrayLike, as_labels, as_mask
+from .intercept import PATTERNS, grain_size_difference, grain_size_number, intercept_lengths
 
 
 def grain_properties(labels: ArrayLike, *, min_diameter: float = 0.0) -> pd.DataFrame:
@@ -107,6 +108,45 @@ def grain_statistics(pred_labels: ArrayLike, gt_labels: ArrayLike, *, min_diamet
     }
 
 
+def grain_count(labels: ArrayLike) -> int:
+    """Number of distinct non-zero labels (grains) of a label image or stack."""
+    lab = as_labels(labels, name="labels").reshape(-1)
+    if lab.numel() == 0:
+        return 0
+    return int((torch.bincount(lab) > 0)[1:].sum())
+
+
+def grain_size_agreement(pred_boundary: ArrayLike, gt_boundary: ArrayLike, *, pattern: str = "rows-columns",
+                         bins: int = 32) -> dict[str, float]:
+    """ASTM E112 grain-size agreement of a 2D boundary map with the truth, from intercept chords.
+
+    Chords are measured on ``pattern`` under NIST's rules
+    (:func:`grainbench.metrics.intercept.intercept_lengths`).
+
+    Returns
+    -------
+    dict with
+    ``astm_g_error``
+        ``|G_pred - G_true| = 6.643856 |log10(l_pred / l_true)|`` of the mean
+        chords ``l`` (no pixel size needed: it cancels). A prediction with no
+        complete chord (no boundary, or nothing but boundary) is measured as
+        one grain across the image: ``l_pred`` = the longer image side. NaN
+        when the truth has no chord (G undefined).
+    ``intercept_js``
+        Jensen-Shannon distance (base 2) of the two chord-length samples on
+        ``bins`` common bins (:func:`distribution_distance`).
+    """
+    pred_chords = intercept_lengths(pred_boundary, pattern)
+    gt_chords = intercept_lengths(gt_boundary, pattern)
+    if gt_chords.size == 0:
+        g_error = math.nan
+    else:
+        l_pred = float(pred_chords.mean()) if pred_chords.size else float(max(as_mask(pred_boundary).shape[-2:]))
+        g_error = abs(grain_size_difference(l_pred, float(gt_chords.mean())))
+    return {"astm_g_error": g_error,
+            "intercept_js": distribution_distance(pred_chords, gt_chords, bins=bins)}
+
+
 def mean_lineal_intercept(boundary: ArrayLike) -> float:
     """Mean lineal intercept length in pixels (ASTM E112 intercept procedure).
 
@@ -128,17 +168,38 @@ def mean_lineal_intercept(boundary: ArrayLike) -> float:
     return math.inf if intercepts == 0 else length / intercepts
 
 
-def astm_grain_size_number(boundary: ArrayLike, pixel_size_um: float) -> float:
+#: How :func:`astm_grain_size_number` measures the mean intercept: today's intercept count, or a chord pattern.
+ASTM_METHODS = ("rows-columns-count", *PATTERNS)
+
+
+def astm_grain_size_number(boundary: ArrayLike, pixel_size_um: float, *,
+                           method: str = "rows-columns-count") -> float:
     """ASTM E112 grain size number G from the mean lineal intercept.
 
     ``G = -6.643856 * log10(l_mm) - 3.288`` with ``l_mm`` the mean lineal
     intercept in millimetres (``pixel_size_um`` micrometres per pixel).
     Larger G means finer grains.
+
+    Parameters
+    ----------
+    method : {"rows-columns-count", "e112", "line-grid", "rows-columns"}
+        ``"rows-columns-count"`` (the default, this function's original
+        behaviour): :func:`mean_lineal_intercept`, the total length of every
+        row and column over the number of boundary runs they cross (partial
+        end segments and boundary pixels count as grain length). The others:
+        the mean chord length on that test pattern under NIST's rules
+        (:func:`grainbench.metrics.intercept.intercept_lengths`; ``"e112"`` is
+        the ASTM E112 pattern, ``"line-grid"`` NIST's rotated grid).
     """
     if not pixel_size_um > 0:
         raise ValueError(f"pixel_size_um must be positive, got {pixel_size_um}")
-    l_px = mean_lineal_intercept(boundary)
+    if method == "rows-columns-count":
+        l_px = mean_lineal_intercept(boundary)
+    elif method in PATTERNS:
+        chords = intercept_lengths(boundary, method)
+        l_px = float(chords.mean()) if chords.size else math.inf
+    else:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(ASTM_METHODS)}")
     if math.isinf(l_px):
         raise ValueError("boundary: no boundary crosses the test lines; the grain size number is undefined")
-    l_mm = l_px * pixel_size_um * 1e-3
-    return -6.643856 * math.log10(l_mm) - 3.288
+    return grain_size_number(l_px, pixel_size_um)

@@ -1,4 +1,4 @@
-"""Adjusted Rand index (Hubert-Arabie), accumulated in float64."""
+"""Rand index, unadjusted and adjusted (Hubert-Arabie), accumulated in float64."""
 
 from __future__ import annotations
 
@@ -59,3 +59,31 @@ def ari_from_counts(cells: torch.Tensor, row_sums: torch.Tensor, col_sums: torch
     if maximum == expected:
         return 1.0
     return (sum_ij - expected) / (maximum - expected)
+
+
+def rand_index(seg_labels: ArrayLike, gt_labels: ArrayLike, *, device: DeviceLike = None) -> float:
+    """Unadjusted Rand index over all pixels: the fraction of pixel pairs on which both partitions agree.
+
+    Label 0 (boundary) is one cluster, as in :func:`adjusted_rand_index`.
+    Equals scikit-learn's ``rand_score``; 1.0 for fewer than two pixels.
+    """
+    seg = as_labels(seg_labels, device, name="seg_labels")
+    gt = as_labels(gt_labels, seg.device, name="gt_labels")
+    check_same_shape(seg, gt, ("seg_labels", "gt_labels"))
+    return ri_from_table(contingency_table(seg, gt))
+
+
+def ri_from_table(table: Contingency) -> float:
+    """Rand index from a full contingency table.
+
+    ``RI = 1 - (sum_i C(a_i, 2) + sum_j C(b_j, 2) - 2 sum_ij C(n_ij, 2)) / C(n, 2)``.
+    """
+    row_sums, _, col_sums, _ = table.marginals()
+    a, b = row_sums.to(torch.float64), col_sums.to(torch.float64)
+    n = float(a.sum())
+    pairs = n * (n - 1.0) / 2.0
+    if pairs <= 0:
+        return 1.0
+    sum_ij = float(_comb2(table.counts.to(torch.float64)).sum())
+    disagree = float(_comb2(a).sum()) + float(_comb2(b).sum()) - 2.0 * sum_ij
+    return 1.0 - disagree / pairs
