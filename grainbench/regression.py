@@ -23,9 +23,13 @@ from typing import Any
 from .errors import GrainbenchError
 
 LOWER_IS_BETTER = frozenset({"vi", "vi_split", "vi_merge", "bde", "betti0_error", "betti1_error", "size_js",
-                             "shape_js"})
+                             "shape_js", "astm_g_error", "intercept_js"})
 HIGHER_IS_BETTER = frozenset({"ari", "map", "bf1", "bf1_precision", "bf1_recall", "dice", "cldice", "accuracy",
-                              "iou", "gauss_precision", "gauss_recall", "gauss_f1"})
+                              "iou", "gauss_precision", "gauss_recall", "gauss_f1",
+                              # the extended group (protocol.EXTENDED_METRICS)
+                              "rand_index", "pratt_fom", "completeness", "correctness", "quality", "mean_iou",
+                              "fw_iou", "dice_grain"})
+# grain_count_ratio is best at 1, neither lower nor higher: informative, not gated
 GATED = LOWER_IS_BETTER | HIGHER_IS_BETTER  # counts and mean diameters are informative, not better/worse
 #: Gated by default (those the reference has): VI, ARI, mAP and BF1 (boundary), IoU and accuracy (phase).
 HEADLINE = ("vi", "ari", "map", "bf1", "iou", "accuracy")
@@ -55,6 +59,7 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "accuracy": Tolerance(0.005), "iou": Tolerance(0.01), "bde": Tolerance(0.1, 0.05),
     "betti0_error": Tolerance(0.5, 0.25), "betti1_error": Tolerance(0.5, 0.25),
     "size_js": Tolerance(0.05), "shape_js": Tolerance(0.05),
+    "astm_g_error": Tolerance(0.1), "intercept_js": Tolerance(0.05),
     "gauss_precision": Tolerance(0.01), "gauss_recall": Tolerance(0.01), "gauss_f1": Tolerance(0.01),
 }
 
