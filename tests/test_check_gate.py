@@ -132,3 +132,13 @@ def test_same_model_trained_twice_with_other_thread_counts_passes_the_readme_gat
     assert main(["check", "ci-records/synthetic", "--reference", str(reference)]) == 1
     out = capsys.readouterr().out
     assert "REGRESSED" in out and "vi" in out and "ari" in out
+
+
+def test_every_better_or_worse_metric_has_a_direction():
+    # A new metric the protocol reports must be gateable with --metric (else check refuses it).
+    from grainbench.protocol import EXTENDED_METRICS, GRAIN_SIZE_METRICS
+    from grainbench.regression import GATED, LOWER_IS_BETTER, HIGHER_IS_BETTER
+
+    informative = {"grain_count_ratio"}  # best at 1: neither direction
+    assert set(EXTENDED_METRICS) | set(GRAIN_SIZE_METRICS) - informative <= GATED
+    assert not LOWER_IS_BETTER & HIGHER_IS_BETTER
