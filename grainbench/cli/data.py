@@ -81,7 +81,7 @@ def _with_warnings(fn):
 
 
 def _installed(ds) -> str:
-    from ..data.fetch import dataset_dir
+    from ..data.cache import dataset_dir
     from ..data.generate import stored_path
 
     if ds.source == "generate":
@@ -109,7 +109,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..data.fetch import dataset_dir
+    from ..data.cache import dataset_dir
     from ..data.registry import get_dataset
 
     ds = get_dataset(args.name)
@@ -192,7 +192,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_path(args: argparse.Namespace) -> int:
-    from ..data.fetch import cache_dir, dataset_dir
+    from ..data.cache import cache_dir, dataset_dir
     from ..data.registry import get_dataset
 
     if args.name is None:

@@ -23,25 +23,11 @@ from typing import Iterator
 
 from ..errors import DatasetError
 from ..io import sha256_file
+from .cache import cache_dir, dataset_dir, read_locks  # noqa: F401  (cache_dir, dataset_dir: re-exported)
 from .registry import Dataset, FileEntry, get_dataset
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 2
-
-
-def cache_dir() -> Path:
-    """The data cache: ``GRAINBENCH_DATA``, else the user cache dir of ``grainbench``."""
-    env = os.environ.get("GRAINBENCH_DATA")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("grainbench"))
-
-
-def dataset_dir(name: str) -> Path:
-    """The folder that holds dataset ``name`` in the cache (it may not exist yet)."""
-    return cache_dir() / name
 
 
 def mirror_base(name: str, mirror: str | None = None) -> str | None:
@@ -279,8 +265,6 @@ def verify(name: str) -> VerifyReport:
 
         report.rows.append(verify_generated(ds))
         return report
-    from .manual import read_locks
-
     dest = dataset_dir(name)
     locks = read_locks().get(name, {})
     entries = list(ds.files)

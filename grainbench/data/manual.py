@@ -40,57 +40,21 @@ else:  # pragma: no cover
 
 from ..errors import DatasetError, InputFileError
 from ..io import IMAGE_SUFFIXES, TIFF_SUFFIXES, atomic_write, read_array, sha256_file
-from .fetch import cache_dir, dataset_dir
-from .generate import DatasetWarning
+from .cache import (  # noqa: F401  (read_locks, pin_hash, ... re-exported: their old home)
+    DatasetWarning,
+    cache_dir,
+    dataset_dir,
+    local_registry_path,
+    locks_path,
+    pin_hash,
+    read_locks,
+    toml_key,
+    toml_value,
+    write_locks,
+)
 from .registry import Dataset, load_registry, parse_entry
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
-
-
-# --------------------------------------------------------------------------- locks
-
-def locks_path() -> Path:
-    return cache_dir() / "locks.toml"
-
-
-def read_locks() -> dict[str, dict[str, str]]:
-    """The pinned hashes: ``{dataset: {relative path or "generated": sha256}}``."""
-    path = locks_path()
-    if not path.is_file():
-        return {}
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: lock file is not valid TOML ({exc}); delete it to re-pin") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: lock file is unreadable ({exc.strerror})") from None
-    return {k: dict(v) for k, v in doc.items() if isinstance(v, dict)}
-
-
-def write_locks(locks: Mapping[str, Mapping[str, str]]) -> None:
-    lines = ["# sha256 of the files you imported where no checksum is published (grainbench data import).", ""]
-    for name in sorted(locks):
-        lines.append(f"[{_key(name)}]")
-        lines += [f"{_key(p)} = {_toml(h)}" for p, h in sorted(locks[name].items())]
-        lines.append("")
-    with atomic_write(locks_path(), "w") as fh:
-        fh.write("\n".join(lines))
-
-
-def pin_hash(name: str, path: str, sha256: str) -> None:
-    """Pin ``sha256`` for file ``path`` of dataset ``name``; warn when it replaces a different pin."""
-    locks = read_locks()
-    old = locks.get(name, {}).get(path)
-    if old == sha256:
-        return
-    if old is not None:
-        warnings.warn(
-            f"dataset '{name}': {path} changed: pinned sha256 {old}, now {sha256}; the new hash is pinned",
-            DatasetWarning, stacklevel=2,
-        )
-    locks.setdefault(name, {})[path] = sha256
-    write_locks(locks)
 
 
 # --------------------------------------------------------------------------- missing data
@@ -471,7 +435,7 @@ def _import_local(name: str, src: Path) -> Path:
     }
     ds = parse_entry(name, entry, where="local.toml")  # never write an entry the registry would reject
     dest = _import_pairs_folder(ds, src)
-    local = cache_dir() / "local.toml"
+    local = local_registry_path()
     doc: dict[str, Any] = {}
     if local.is_file():
         with open(local, "rb") as fh:
@@ -479,29 +443,9 @@ def _import_local(name: str, src: Path) -> Path:
     doc[name] = entry
     lines = ["# Datasets imported from your own folders (grainbench data import NAME FOLDER).", ""]
     for n, e in doc.items():
-        lines.append(f"[datasets.{_key(n)}]")
-        lines += [f"{_key(k)} = {_toml(v)}" for k, v in e.items()]
+        lines.append(f"[datasets.{toml_key(n)}]")
+        lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in e.items()]
         lines.append("")
     with atomic_write(local, "w") as fh:
         fh.write("\n".join(lines))
     return dest
-
-
-# --------------------------------------------------------------------------- tiny TOML writer
-
-def _key(k: str) -> str:
-    return k if re.fullmatch(r"[A-Za-z0-9_\-]+", k) else json.dumps(k)
-
-
-def _toml(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)  # JSON string escapes are valid TOML basic-string escapes
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_toml(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
