@@ -167,11 +167,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from ..data.manual import import_dataset
+    from ..data.cache import dataset_dir
+    from ..data.manual import companion_datasets, import_dataset
 
+    also = companion_datasets(args.name, args.path)
     path = _with_warnings(lambda: import_dataset(args.name, args.path, check_shape=not args.any_shape,
-                                                        progress=True))
+                                                 progress=True))
     console.print(f"[green]imported[/] {args.name} into {path}", highlight=False)
+    for name in also:
+        if dataset_dir(name).is_dir():
+            console.print(f"[green]also imported[/] {name} (from the same file) into {dataset_dir(name)}",
+                          highlight=False)
     return 0
 
 
