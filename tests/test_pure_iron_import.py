@@ -18,6 +18,7 @@ from grainbench.io import sha256_file
 @pytest.fixture(autouse=True)
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("GRAINBENCH_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRAINBENCH_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("GRAINBENCH_REGISTRY", raising=False)
     registry._CACHE.clear()
 
@@ -92,6 +93,11 @@ def test_the_2019_layout_imports_real_and_the_authors_simulated_volume(tmp_path,
 
     # Tracking scored on the authors' own data, with the ground-truth boundaries.
     assert main(["track", "--dataset", "potts_authors", "--tracker", "max_overlap", "--no-leaderboard"]) == 0
+    from grainbench.records import read_record
+
+    [rec] = [read_record(p) for p in (tmp_path / "runs/records/potts_authors").rglob("*.json")]
+    assert rec["config"]["dataset"] == "potts_authors" and rec["config"]["split"] == "test"
+    assert rec["dataset"]["hashes"] == {"potts_authors.hdf5": locks["potts_authors"]["potts_authors.hdf5"]}
 
 
 def test_the_root_layout_still_imports_and_installs_the_file_as_it_is(tmp_path):
