@@ -405,7 +405,6 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
             return RunOutcome(spec, "interrupted", fit_source=source)
         fit_info = {k: v for k, v in fit.to_dict().items() if k != "config"}
         fit_info["preset_config"] = fit.config.get("preset")  # every field, as the method used it
-        fit_info["selected_on"] = VAL if val is not None and fit.best_epoch >= 0 else None
         train_seconds = fit.seconds
         if hasattr(method, "save"):
             checkpoint_sha = method.save(final)
@@ -446,7 +445,8 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         config = {**spec.identity(res["mode"]), "context": cls.context, "method_config": res["config"],
                   "trained_from": source, "first_prev": res["first_prev"],
                   "train_split": TRAIN if learns else None, "preset_config": preset_config,
-                  "selected_on": fit_info.get("selected_on") if learns else None}
+                  # a best epoch exists only when the val loss chose the weights (never with --split val)
+                  "selected_on": VAL if learns and int(fit_info.get("best_epoch", -1)) >= 0 else None}
         overlay = overlay_of.get(res["mode"])
         record = make_record(
             config=config, protocol=protocol.to_dict(), aggregate=res["aggregate"], per_slice=res["per_slice"],
