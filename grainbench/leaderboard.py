@@ -1,6 +1,6 @@
 """Leaderboards built from run records only: Markdown for reading, CSV for tools.
 
-One table per (protocol, preset) per dataset, best first, each row linking
+One table per (protocol, preset, scored split) per dataset, best first, each row linking
 the records it averages. Fair rows only are ranked: a propagation method
 scored with the true mask of slice z-1 (``oracle`` mode) goes to its own
 "upper bound" table, never ranked with the others; the fair table holds its
@@ -79,6 +79,7 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
             preset += f" [{assignments(cfg['preset_overrides'])}]"
         rows.append({
             "dataset": cfg["dataset"],
+            "split": cfg.get("split") or "test",
             "protocol": f"{rec['protocol'].get('name')}@{rec['protocol'].get('version')}",
             "task": rec["protocol"].get("task", "boundary"),
             "preset": preset,
@@ -93,7 +94,7 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
     runs = pd.DataFrame(rows)
     if runs.empty:
         return runs
-    key = ["dataset", "protocol", "preset", "model", "mode", "seed"]
+    key = ["dataset", "split", "protocol", "preset", "model", "mode", "seed"]
     reruns = runs["seed"].notna()  # submissions have no seed: each one is its own entry
     return pd.concat([newest(runs[reruns], key), runs[~reruns].drop(columns="created")]).sort_index()
 
@@ -119,18 +120,18 @@ def _columns(task: str) -> tuple[str, ...]:
 
 
 def split_merge_figures(dataset: str, runs: pd.DataFrame, records: dict[str, dict], out_dir: Path
-                        ) -> dict[tuple[str, str], Path]:
-    """Per-slice split vs merge VI of every method, one PNG per (protocol, preset) table.
+                        ) -> dict[tuple[str, str, str], Path]:
+    """Per-slice split vs merge VI of every method, one PNG per (protocol, preset, scored split) table.
 
-    Written to ``<out_dir>/figures/<dataset>/<protocol>-<preset>-split-merge.png``;
-    returns the paths by (protocol, preset).
+    Written to ``<out_dir>/figures/<dataset>/<protocol>-<preset>[-<split>]-split-merge.png`` (the split
+    named when it is not ``test``); returns the paths by (protocol, preset, split).
     """
     from .figures import plot_split_merge
 
-    written: dict[tuple[str, str], Path] = {}
+    written: dict[tuple[str, str, str], Path] = {}
     if runs.empty or runs["task"].iloc[0] != "boundary":
         return written
-    for (protocol, preset), group in runs.groupby(["protocol", "preset"], sort=True):
+    for (protocol, preset, split), group in runs.groupby(["protocol", "preset", "split"], sort=True):
         points: dict[str, list[tuple[float, float]]] = {}
         for _, row in group.iterrows():
             label = row["model"] if row["mode"] == "-" else f"{row['model']} ({row['mode']})"
@@ -140,10 +141,10 @@ def split_merge_figures(dataset: str, runs: pd.DataFrame, records: dict[str, dic
         points = {k: v for k, v in points.items() if v}
         if not points:
             continue
-        name = re.sub(r"[^A-Za-z0-9_.@-]+", "_", f"{protocol}-{preset}")
+        name = re.sub(r"[^A-Za-z0-9_.@-]+", "_", f"{protocol}-{preset}" + (f"-{split}" if split != "test" else ""))
         path = _inside(out_dir, out_dir / "figures" / validate_name(dataset, "dataset") / f"{name}-split-merge.png")
-        written[(protocol, preset)] = plot_split_merge(
-            points, path, title=f"{dataset}: per-slice split vs merge ({protocol}, {preset})")
+        written[(protocol, preset, split)] = plot_split_merge(
+            points, path, title=f"{dataset}: per-slice split vs merge ({protocol}, {preset}, {split})")
     return written
 
 
@@ -200,18 +201,19 @@ def _overlays(runs: pd.DataFrame, records: dict[str, dict], out_dir: Path) -> li
 
 
 def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
-                    bad: list[str], figures: dict[tuple[str, str], Path] | None = None,
+                    bad: list[str], figures: dict[tuple[str, str, str], Path] | None = None,
                     records: dict[str, dict] | None = None) -> str:
     lines = [f"# Leaderboard: {md_cell(dataset)}", "",
              "Built by `grainbench leaderboard build` from the run records only; do not edit by hand.",
              "Mean ± sample standard deviation over seeds. VI = split + merge (bits, lower is better).", ""]
     if runs.empty:
         lines += ["No reproduced runs yet.", ""]
-    groups = runs.groupby(["protocol", "preset"], sort=True) if not runs.empty else []
-    for (protocol, preset), group in groups:
+    # Scored splits never share a table: a val row is not ranked beside test rows.
+    groups = runs.groupby(["protocol", "preset", "split"], sort=True) if not runs.empty else []
+    for (protocol, preset, split), group in groups:
         task = group["task"].iloc[0]
         fair, oracle = group[group["mode"] != ORACLE], group[group["mode"] == ORACLE]
-        heading = f"protocol `{md_cell(protocol)}`, preset `{md_cell(preset)}`"
+        heading = f"protocol `{md_cell(protocol)}`, preset `{md_cell(preset)}`, split `{md_cell(split)}`"
         if not fair.empty:
             lines += [f"## Reproduced: {heading}", ""]
             if task != "phase":
@@ -224,7 +226,7 @@ def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, ou
                       "fair rows above (which score the same methods in `chain` mode, on their own previous "
                       "prediction).", ""]
             lines += _table_lines(summarise(oracle), task, out_dir, ranked=False)
-        figure = (figures or {}).get((protocol, preset))
+        figure = (figures or {}).get((protocol, preset, split))
         if figure is not None:
             rel = Path(os.path.relpath(figure, out_dir)).as_posix()
             lines += [f"![per-slice split vs merge VI]({rel})", ""]
@@ -314,19 +316,20 @@ def _csv_table(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
     """Long CSV: reproduced run rows (one per record) and reported paper rows, with a ``source`` column."""
     frames: list[pd.DataFrame] = []
     if not runs.empty:
-        metric_cols = [c for c in runs.columns if c not in ("dataset", "protocol", "task", "preset", "model", "mode",
-                                                            "seed", "record", "dirty")]
-        long = runs.melt(id_vars=["dataset", "protocol", "preset", "model", "mode", "seed", "record"],
+        metric_cols = [c for c in runs.columns if c not in ("dataset", "split", "protocol", "task", "preset", "model",
+                                                            "mode", "seed", "record", "dirty")]
+        long = runs.melt(id_vars=["dataset", "split", "protocol", "preset", "model", "mode", "seed", "record"],
                          value_vars=metric_cols, var_name="metric", value_name="value").dropna(subset=["value"])
         long.insert(0, "source", "reproduced")
         frames.append(long)
     if not reported.empty:
         rep = reported.rename(columns={"paper": "record"}).assign(
-            source="reported", protocol="paper", preset=reported["table"], mode=reported["setting"], seed=np.nan)
-        frames.append(rep[["source", "dataset", "protocol", "preset", "method", "mode", "seed", "record", "metric",
-                           "value"]].rename(columns={"method": "model"}))
+            source="reported", split="test", protocol="paper", preset=reported["table"], mode=reported["setting"],
+            seed=np.nan)
+        frames.append(rep[["source", "dataset", "split", "protocol", "preset", "method", "mode", "seed", "record",
+                           "metric", "value"]].rename(columns={"method": "model"}))
     if not frames:
-        return pd.DataFrame(columns=["source", "dataset", "protocol", "preset", "model", "mode", "seed", "record",
-                                     "metric", "value"])
+        return pd.DataFrame(columns=["source", "dataset", "split", "protocol", "preset", "model", "mode", "seed",
+                                     "record", "metric", "value"])
     return pd.concat(frames, ignore_index=True)
 

@@ -77,6 +77,18 @@ class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class InitFromInfo(BaseModel):
+    """The parent of a fine-tune: the weights its training started from."""
+
+    model_config = ConfigDict(extra="allow")
+
+    path: str = Field(description="the checkpoint file the weights were read from (as resolved on this machine)")
+    sha256: str = Field(description="sha256 of that checkpoint file")
+    run_id: str | None = Field(default=None, description="the record of the run that made it, when known")
+    model: str | None = Field(default=None, description="the parent run's method, when known")
+    dataset: str | None = Field(default=None, description="the dataset the parent was trained on, when known")
+
+
 class RecordConfig(BaseModel):
     """What was run. Method-specific fields (``context``, ``method_config``, ...) are kept as extras."""
 
@@ -94,6 +106,11 @@ class RecordConfig(BaseModel):
     preset_config: dict[str, Any] | None = Field(
         default=None, description="every field of the training preset used (None for methods without training)")
     boundaries: str | None = Field(default=None, description="tracking: source of the 2D boundaries")
+    init_from: InitFromInfo | None = Field(
+        default=None, description="fine-tune: the weights training started from (None: trained from scratch)")
+    selected_on: str | None = Field(
+        default=None, description="the split whose loss chose the kept weights (None: the last epoch's weights, "
+                                  "as when the scored split is val)")
 
 
 class ProtocolInfo(BaseModel):

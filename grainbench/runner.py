@@ -10,6 +10,16 @@ modes; each mode gives one record. Runs are resumable at two levels:
 - training writes ``last.pt`` every epoch under the run's work folder, so an
   interrupted fit continues from its last finished epoch, and a finished one
   leaves ``model.pt``, which later runs load instead of training again.
+
+Scored split (``RunSpec.split``): ``test`` by default; ``val`` holds the
+test files back. Scoring on ``val`` gives training no validation split at
+all: the weights kept are the last epoch's (no selection, no early stopping
+on the split that is scored), and the record says so (``config.selected_on``).
+
+Fine-tuning (``RunSpec.init_from``, :func:`resolve_init_from`): training
+starts from the weights of an earlier run or checkpoint (fresh optimizer);
+the parent is part of the run's identity and work folder, and recorded in
+``config.init_from``.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from . import data
 from .data.volume import Volume
 from .errors import GrainbenchError
 from .io import atomic_write, sha256_file
-from .names import path_component
+from .names import is_valid_name, path_component
 from .methods import create_model
 from .methods.registry import get_model_class
 from .plugins import accepts
@@ -48,6 +58,21 @@ def config_tag(base: str, settings: Any) -> str:
         return base
     blob = json.dumps(settings, sort_keys=True, default=str)
     return f"{base}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    """The weights a fine-tune starts from: a checkpoint file, its sha256 and the run that made it (if known)."""
+
+    path: str
+    sha256: str
+    run_id: str | None = None
+    model: str | None = None
+    dataset: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "run_id": self.run_id, "model": self.model,
+                "dataset": self.dataset}
 
 
 @dataclass(frozen=True)
@@ -73,7 +98,9 @@ class RunSpec:
     overrides : dict
         Preset fields changed for this run (e.g. ``{"epochs": 2}``).
     split : str
-        The split that is scored.
+        The split that is scored (``test``; ``val`` trains without a validation split, see the module doc).
+    init_from : InitFrom, optional
+        Fine-tune: start training from these weights (:func:`resolve_init_from`).
     """
 
     model: str
@@ -85,16 +112,27 @@ class RunSpec:
     model_args: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     split: str = TEST
+    init_from: InitFrom | None = None
 
     def identity(self, mode: str | None) -> dict[str, Any]:
         """The config fields that make a record belong to this run (and mode)."""
         return {"model": self.model, "dataset": self.dataset, "split": self.split, "protocol": self.protocol,
                 "preset": self.preset, "seed": self.seed, "mode": mode,
-                "model_args": dict(self.model_args), "preset_overrides": dict(self.overrides)}
+                "model_args": dict(self.model_args), "preset_overrides": dict(self.overrides),
+                "init_from": self.init_from.to_dict() if self.init_from else None}
 
     def work_dir(self, root: Path) -> Path:
-        """Folder of this run's checkpoints: ``<root>/<dataset>/<model>/<preset>[-<args hash>]-seed<S>``."""
-        tag = config_tag(path_component(self.preset, "preset"), [self.model_args, self.overrides])
+        """Folder of this run's checkpoints: ``<root>/<dataset>/<model>/<preset>[-<settings hash>]-seed<S>``.
+
+        The hash covers the model arguments and preset overrides, and, when set,
+        a scored split other than ``test`` (training then has no validation
+        split) and the parent checkpoint of a fine-tune, so none of these runs
+        overwrites another's weights.
+        """
+        settings: list[Any] = [self.model_args, self.overrides]
+        if self.split != TEST or self.init_from is not None:
+            settings.append({"split": self.split, "init_from": self.init_from.sha256 if self.init_from else None})
+        tag = config_tag(path_component(self.preset, "preset"), settings)
         return (root / path_component(self.dataset, "dataset") / path_component(self.model, "model")
                 / f"{tag}-seed{self.seed}")
 
@@ -158,11 +196,107 @@ def completed_records(spec: RunSpec, records: list[tuple[Path, dict]], context: 
             continue
         cfg = rec["config"]
         for mode, ident in wanted.items():
-            same = all(cfg.get(k, {} if k in ("model_args", "preset_overrides") else None) == v
+            same = all(_same_field(k, cfg.get(k, {} if k in ("model_args", "preset_overrides") else None), v)
                        for k, v in ident.items())
             if same and (mode not in found or rec["created"] > found[mode][0]):
                 found[mode] = (rec["created"], path)
     return {m: p for m, (_, p) in found.items()}
+
+
+def _same_field(key: str, recorded: Any, wanted: Any) -> bool:
+    if key == "init_from":  # the same parent weights, wherever the file was found
+        return (recorded or {}).get("sha256") == (wanted or {}).get("sha256")
+    return recorded == wanted
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+def resolve_init_from(ref: str | Path, *, records_dir: Path | None = None, work_root: Path | None = None
+                      ) -> InitFrom:
+    """What ``--init-from REF`` names: a checkpoint file, a run's work folder, a record file or a run id.
+
+    A record (file or run id, looked up under ``records_dir``) names its run's
+    ``model.pt`` under ``work_root``, whose sha256 must still be the one
+    recorded. For a checkpoint file or folder, the parent run is the record
+    under ``records_dir`` whose checkpoint has the same sha256, if any.
+
+    Raises
+    ------
+    RunError
+        Nothing found under that name, no finished weights, or weights changed since the record.
+    """
+    from .records import read_record
+
+    records_dir = user_records_dir() if records_dir is None else Path(records_dir)
+    work_root = runs_root() if work_root is None else Path(work_root)
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        checkpoint = path / "model.pt"
+        if not checkpoint.is_file():
+            raise RunError(f"--init-from {path}: no model.pt in this folder (training not finished?)")
+        return _init_from_checkpoint(checkpoint, records_dir)
+    if path.is_file() and path.suffix.lower() == ".json":
+        return _init_from_record(path, read_record(path), work_root)
+    if path.is_file():
+        return _init_from_checkpoint(path, records_dir)
+    if not is_valid_name(str(ref)):
+        raise RunError(f"--init-from {ref}: no such file or folder")
+    found = sorted(records_dir.glob(f"*/{ref}.json")) if records_dir.is_dir() else []
+    if not found:
+        raise RunError(f"--init-from {ref}: not a file, a folder, or a run id with a record under {records_dir}")
+    return _init_from_record(found[0], read_record(found[0]), work_root)
+
+
+def _init_from_record(path: Path, rec: dict[str, Any], work_root: Path) -> InitFrom:
+    cfg = rec["config"]
+    want = rec["checkpoint"]["sha256"]
+    if rec["kind"] != "run" or not want:
+        raise RunError(f"--init-from {path}: this record has no trained weights (method without training?)")
+    parent = cfg.get("init_from")
+    spec = RunSpec(model=cfg["model"], dataset=cfg["dataset"], preset=cfg.get("preset") or "quick",
+                   seed=cfg.get("seed") or 0, model_args=dict(cfg.get("model_args") or {}),
+                   overrides=dict(cfg.get("preset_overrides") or {}), split=cfg["split"],
+                   init_from=InitFrom(**parent) if parent else None)
+    checkpoint = spec.work_dir(work_root) / "model.pt"
+    if not checkpoint.is_file():
+        raise RunError(f"--init-from {path}: its weights {checkpoint} are not there (another --workdir?); "
+                       "pass the checkpoint file instead")
+    got = sha256_file(checkpoint)
+    if got != want:
+        raise RunError(f"--init-from {path}: {checkpoint} has sha256 {got}, not the recorded {want} "
+                       "(retrained since?); pass the checkpoint file to use it anyway")
+    return InitFrom(str(checkpoint.resolve()), got, rec["run_id"], cfg["model"], cfg["dataset"])
+
+
+def _init_from_checkpoint(path: Path, records_dir: Path) -> InitFrom:
+    from .records import load_records
+
+    sha = sha256_file(path)
+    matches = sorted(((rec["created"], rec) for _, rec in (load_records(records_dir)[0] if records_dir.is_dir()
+                                                              else [])
+                      if rec["kind"] == "run" and rec["checkpoint"]["sha256"] == sha), key=lambda t: t[0])
+    if matches:
+        rec = matches[-1][1]
+        return InitFrom(str(path.resolve()), sha, rec["run_id"], rec["config"]["model"], rec["config"]["dataset"])
+    return InitFrom(str(path.resolve()), sha)
+
+
+def _check_init_method(init: InitFrom, models: list[str]) -> None:
+    """Refuse a checkpoint of another method before any work (its architecture is checked when training starts)."""
+    from .training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(init.path)
+    try:
+        name = state["config"]["method"]["name"]
+    except (KeyError, TypeError):
+        raise RunError(f"{init.path}: not a checkpoint of a grainbench method (no method config)") from None
+    for model in models:
+        cls = get_model_class(model)
+        if not cls.presets:
+            raise RunError(f"--init-from: method {model!r} does not train, so it cannot start from weights")
+        if getattr(cls, "name", model) != name:
+            raise RunError(f"{init.path}: checkpoint of method {name!r}, not {model!r}; fine-tune it with "
+                           f"--model {name}")
 
 
 class DataCache:
@@ -261,12 +395,15 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         source = "checkpoint"
     elif learns:
         train = cache.get(spec.dataset, TRAIN)
-        val = cache.get(spec.dataset, VAL) if cache.has_split(spec.dataset, VAL) else None
+        # Never select (or stop early) on the split that is scored: scoring val leaves training without one.
+        val = cache.get(spec.dataset, VAL) if cache.has_split(spec.dataset, VAL) and spec.split != VAL else None
         source = "resumed" if (work / "last.pt").exists() else "trained"
+        start = f", starting from {spec.init_from.path}" if spec.init_from else ""
         log(f"{spec.model}: {'resuming' if source == 'resumed' else 'training'} with preset {spec.preset!r}, "
-            f"seed {spec.seed} ({len(train)} training slices, checkpoints in {work})")
+            f"seed {spec.seed} ({len(train)} training slices{start}, checkpoints in {work})")
+        init = {"init_from": spec.init_from.path} if spec.init_from else {}
         fit = method.fit(train, val, preset=spec.preset, seed=spec.seed, checkpoint_dir=work, progress=progress,
-                         max_epochs=max_epochs, **spec.overrides)
+                         max_epochs=max_epochs, **init, **spec.overrides)
         # The preset the method actually used (methods may adjust it, e.g. 3D patch sizes).
         planned = (fit.config.get("preset") or {}).get("epochs") or get_preset(spec.preset, **spec.overrides).epochs
         if fit.epochs < planned:
@@ -313,7 +450,9 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     for res in results:
         config = {**spec.identity(res["mode"]), "context": cls.context, "method_config": res["config"],
                   "trained_from": source, "first_prev": res["first_prev"],
-                  "train_split": TRAIN if learns else None, "preset_config": preset_config}
+                  "train_split": TRAIN if learns else None, "preset_config": preset_config,
+                  # a best epoch exists only when the val loss chose the weights (never with --split val)
+                  "selected_on": VAL if learns and int(fit_info.get("best_epoch", -1)) >= 0 else None}
         overlay = overlay_of.get(res["mode"])
         record = make_record(
             config=config, protocol=protocol.to_dict(), aggregate=res["aggregate"], per_slice=res["per_slice"],
@@ -341,14 +480,22 @@ def _read_fit_info(path: Path) -> dict[str, Any]:
 
 
 def validate_run(models: list[str], dataset: str, *, preset: str, modes: tuple[str, ...] | None,
-                 model_args: dict[str, Any], overrides: dict[str, Any], device: str | None) -> None:
+                 model_args: dict[str, Any], overrides: dict[str, Any], device: str | None,
+                 split: str = TEST, init_from: InitFrom | None = None) -> None:
     """Everything a run can check before any work: names, device, preset after overrides, model
-    arguments, modes on non-serial data, the dataset's lock file. Raises a GrainbenchError naming it."""
+    arguments, modes on non-serial data, the scored split, the method of ``init_from``, the dataset's
+    lock file. Raises a GrainbenchError naming it."""
     from ._backend import resolve_device
     from .training.presets import get_preset
 
     resolve_device(device)
     entry = data.get_dataset(dataset)
+    if split not in entry.splits:
+        raise RunError(f"dataset '{dataset}' has no split '{split}' to score (known: {', '.join(entry.splits)})")
+    if split == TRAIN and any(get_model_class(m).presets for m in models):
+        raise RunError(f"--split {TRAIN}: learned methods train on it; score val or test")
+    if init_from is not None:
+        _check_init_method(init_from, models)
     data.dataset_hashes(dataset)  # a corrupt locks.toml fails now, not after predicting and scoring
     for name in models:
         cls = get_model_class(name)  # fail on a typo before any training starts
@@ -370,18 +517,23 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
              records_dir: Path | None = None, work_root: Path | None = None,
              device: str | None = None, figures_dir: Path | None = None, progress: bool = True,
              max_epochs: int | None = None, tolerant: bool = False,
-             log: Callable[[str], None] = print, force: bool = False,
-             metrics: str = "standard") -> list[RunOutcome]:
+             log: Callable[[str], None] = print, force: bool = False, split: str = TEST,
+             init_from: str | Path | InitFrom | None = None, metrics: str = "standard") -> list[RunOutcome]:
     """Every (model, seed) of one dataset, in order; the dataset is loaded once.
 
-    ``protocol`` defaults to the dataset's protocol in the registry.
+    ``protocol`` defaults to the dataset's protocol in the registry; ``split``
+    is the split scored (``test``, or ``val`` to hold the test files back);
+    ``init_from`` (a checkpoint, run folder, record or run id, see
+    :func:`resolve_init_from`) makes every run a fine-tune of those weights.
     """
     records_dir = user_records_dir() if records_dir is None else records_dir
     work_root = runs_root() if work_root is None else work_root
     entry = data.get_dataset(dataset)
     protocol_id = get_protocol(protocol or entry.protocol or "wpunet-2019").id
+    if init_from is not None and not isinstance(init_from, InitFrom):
+        init_from = resolve_init_from(init_from, records_dir=records_dir, work_root=work_root)
     validate_run(models, dataset, preset=preset, modes=modes, model_args=model_args or {},
-                 overrides=overrides or {}, device=device)
+                 overrides=overrides or {}, device=device, split=split, init_from=init_from)
     cache = DataCache()
     existing = existing_records(records_dir, dataset)  # read once; each run adds what it writes
     outcomes = []
@@ -394,7 +546,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
             log(f"{name}: takes no {', '.join(ignored)}; ignored for it")
         for seed in seeds:
             spec = RunSpec(model=name, dataset=dataset, preset=preset, seed=seed, protocol=protocol_id,
-                           modes=modes, model_args=args, overrides=dict(overrides or {}))
+                           modes=modes, model_args=args, overrides=dict(overrides or {}), split=split,
+                           init_from=init_from)
             t0 = time.perf_counter()
             outcome = run_one(spec, records_dir=records_dir, work_root=work_root, device=device,
                               figures_dir=figures_dir, cache=cache, progress=progress, max_epochs=max_epochs,

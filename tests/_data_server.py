@@ -91,9 +91,9 @@ class Server:
 
 
 def toml_value(v) -> str:
-    from grainbench.data.manual import _toml
+    from grainbench.data.cache import toml_value
 
-    return _toml(v)
+    return toml_value(v)
 
 
 def write_registry(path: Path, entries: dict[str, dict]) -> Path:

@@ -1,7 +1,5 @@
 """Downloads against a 127.0.0.1 server: good, bad hash, 404, timeout, short transfer, mirror, retry."""
 
-import dataclasses
-import importlib
 import types
 
 import numpy as np
@@ -10,6 +8,7 @@ from _data_server import SHARED_TBM, Server, entry, sha, write_registry
 
 import grainbench.data.registry as registry
 from grainbench.data import fetch, get_dataset, load, verify
+from grainbench.data.fetch import split_files
 from grainbench.errors import DatasetError
 
 A, B = b"first file " * 1000, b"second file " * 3000
@@ -129,23 +128,60 @@ def test_corrupt_cached_file_is_replaced_and_verify_reports_it(tmp_path, monkeyp
     assert (dest / "a.bin").read_bytes() == A
 
 
+def test_split_files_of_the_real_tbm_entry():
+    tbm = get_dataset("tbm")
+    train, val, test = (split_files(tbm, [s]) for s in ("train", "val", "test"))
+    assert len(train) == len(val) == 128 and set(train) == set(val)  # every/offsets index the whole folder
+    assert all(f.path.startswith("TrainDataset/") for f in train)
+    assert len(test) == 32 and all(f.path.startswith("TestDataset/") for f in test)
+    assert set(split_files(tbm, ["train", "test"])) == set(tbm.files) == set(split_files(tbm))
+    with pytest.raises(DatasetError, match="no split 'holdout'.*known: train, val, test"):
+        split_files(tbm, ["holdout"])
+
+
 @pytest.mark.skipif(not (SHARED_TBM / "TrainDataset").is_dir(), reason="real tbm files not available")
-def test_real_tbm_train_through_local_mirror(monkeypatch):
-    # The real registry entry, restricted to the train files present locally; served as <mirror>/tbm/PATH.
-    real = get_dataset("tbm")
-    train_only = dataclasses.replace(real, files=tuple(f for f in real.files if f.path.startswith("TrainDataset/")))
-    fetch_mod = importlib.import_module("grainbench.data.fetch")  # the package attribute is the function
-    monkeypatch.setattr(fetch_mod, "get_dataset", lambda name: train_only)
+def test_real_tbm_train_val_from_an_empty_cache_through_a_local_mirror(tmp_path, monkeypatch, capsys):
+    # The real registry entry, unchanged; the mirror serves the 64 train pairs as <mirror>/tbm/PATH
+    # and has no test files (as a user who holds them back).
+    from grainbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GRAINBENCH_RUNS", raising=False)
     with Server(root=SHARED_TBM.parent) as s:
         monkeypatch.setenv("GRAINBENCH_MIRROR", s.url)
-        dest = fetch("tbm", retries=0)
-        assert len(s.requests) == 128
-    assert verify("tbm").rows  # hashes were checked on the way in
-    train, val = load("tbm", "train"), load("tbm", "val")
-    assert train.shape == (48, 256, 256) and val.shape == (16, 256, 256)
-    assert train.image.dtype == np.float32 and 0 <= train.image.min() and train.image.max() <= 1
-    assert train.boundary.dtype == bool and 0.01 < train.boundary.mean() < 0.5
-    assert train.labels.dtype == np.int32 and (train.labels[train.boundary] == 0).all()
-    assert not train.serial and len(train.meta["names"]) == 48
-    assert not set(train.meta["names"]) & set(val.meta["names"])
-    assert (dest / "TrainDataset/images").is_dir()
+        assert main(["data", "fetch", "tbm", "--split", "train,val", "--no-progress", "--retries", "0"]) == 0
+        assert len(s.requests) == 128 and all(r.startswith("tbm/TrainDataset/") for r in s.requests)
+        dest = tmp_path / "cache" / "tbm"
+        assert files_in(dest / "TrainDataset") and not (dest / "TestDataset").exists()
+
+        report = verify("tbm")
+        assert report.ok and report.present == ["train", "val"] and report.splits["test"] is False
+        statuses = {path: st for path, st, _ in report.rows}
+        assert sum(st == "ok" for st in statuses.values()) == 128
+        assert all(st == "not fetched" for p, st in statuses.items() if p.startswith("TestDataset/"))
+        capsys.readouterr()
+        assert main(["data", "verify", "tbm"]) == 0
+        out = capsys.readouterr().out
+        assert "splits present: train, val; not present: test" in out and "32 not fetched" in out
+
+        train, val = load("tbm", "train"), load("tbm", "val")
+        assert len(train) == 48 and len(val) == 16 and not train.serial
+        assert train.image.dtype == np.float32 and 0 <= train.image.min() and train.image.max() <= 1
+        assert train.boundary.dtype == bool and 0.01 < train.boundary.mean() < 0.5
+        assert not set(train.meta["names"]) & set(val.meta["names"])
+
+        # A run scored on val needs nothing more; the test split is one clear error (the mirror lacks it).
+        n = len(s.requests)
+        assert main(["run", "--model", "classical", "--dataset", "tbm", "--split", "val", "--no-leaderboard"]) == 0
+        assert len(s.requests) == n
+        [path] = (tmp_path / "runs/records/tbm").glob("*.json")
+        from grainbench.records import read_record
+
+        rec = read_record(path)
+        assert rec["config"]["split"] == "val" and len(rec["metrics"]["per_slice"]) == 16
+        assert rec["dataset"]["hashes"] == {f.path: f.sha256 for f in get_dataset("tbm").files}
+        with pytest.raises(DatasetError, match="TestDataset/.*HTTP 404"):
+            load("tbm", "test")
+    # A broken file of a present split is damage, not a partial fetch.
+    (dest / "TrainDataset/images").iterdir().__next__().write_bytes(b"x")
+    assert not verify("tbm").ok

@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("fetch", help="download (https), generate, or check an imported (manual) dataset")
     s.add_argument("name")
+    s.add_argument("--split", type=_names, default=None, metavar="S[,S...]",
+                   help="fetch only the files these splits need, e.g. train,val (default: every split)")
     s.add_argument("--mirror", help="base URL serving NAME/PATH for every file (default: $GRAINBENCH_MIRROR)")
     s.add_argument("--retries", type=int, default=2, help="extra attempts per file (default 2)")
     s.add_argument("--timeout", type=float, default=30.0, help="seconds per connection attempt (default 30)")
@@ -70,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated split names, got {text!r}")
+    return names
+
+
 def _with_warnings(fn):
     """Run ``fn`` and print dataset warnings (e.g. a pinned hash that changed) as yellow lines."""
     with warnings.catch_warnings(record=True) as caught:
@@ -81,7 +90,7 @@ def _with_warnings(fn):
 
 
 def _installed(ds) -> str:
-    from ..data.fetch import dataset_dir
+    from ..data.cache import dataset_dir
     from ..data.generate import stored_path
 
     if ds.source == "generate":
@@ -109,7 +118,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..data.fetch import dataset_dir
+    from ..data.cache import dataset_dir
     from ..data.registry import get_dataset
 
     ds = get_dataset(args.name)
@@ -151,18 +160,24 @@ def _describe_split(s) -> str:
 def cmd_fetch(args: argparse.Namespace) -> int:
     from ..data.fetch import fetch
 
-    path = _with_warnings(lambda: fetch(args.name, mirror=args.mirror, progress=not args.no_progress,
+    path = _with_warnings(lambda: fetch(args.name, splits=args.split, mirror=args.mirror, progress=not args.no_progress,
                                         retries=args.retries, timeout=args.timeout))
     console.print(f"[green]ok[/] {args.name}: {path}", highlight=False)
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from ..data.manual import import_dataset
+    from ..data.cache import dataset_dir
+    from ..data.manual import companion_datasets, import_dataset
 
+    also = companion_datasets(args.name, args.path)
     path = _with_warnings(lambda: import_dataset(args.name, args.path, check_shape=not args.any_shape,
-                                                        progress=True))
+                                                 progress=True))
     console.print(f"[green]imported[/] {args.name} into {path}", highlight=False)
+    for name in also:
+        if dataset_dir(name).is_dir():
+            console.print(f"[green]also imported[/] {name} (from the same file) into {dataset_dir(name)}",
+                          highlight=False)
     return 0
 
 
@@ -173,13 +188,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     table = Table(title=f"verify {args.name}")
     for col in ("file", "status", "detail"):
         table.add_column(col, overflow="fold")
-    colour = {"ok": "green", "missing": "yellow", "changed": "yellow", "bad hash": "red"}
-    bad = [r for r in report.rows if r[1] != "ok"]
-    for path, status, detail in (bad if len(report.rows) > 20 and bad else report.rows):
+    colour = {"ok": "green", "missing": "yellow", "changed": "yellow", "bad hash": "red", "not fetched": "dim"}
+    bad = [r for r in report.rows if r[1] not in ("ok", "not fetched")]
+    shown = bad if len(report.rows) > 20 and bad else [r for r in report.rows if r[1] != "not fetched"] \
+        if len(report.rows) > 20 else report.rows
+    for path, status, detail in shown:
         table.add_row(path, f"[{colour.get(status, 'white')}]{status}[/]", detail)
     console.print(table)
-    n_ok = len(report.rows) - len(bad)
-    console.print(f"{n_ok}/{len(report.rows)} files ok", highlight=False)
+    n_ok = sum(r[1] == "ok" for r in report.rows)
+    skipped = sum(r[1] == "not fetched" for r in report.rows)
+    console.print(f"{n_ok}/{len(report.rows)} files ok" + (f", {skipped} not fetched" if skipped else ""),
+                  highlight=False)
+    if report.splits:
+        absent = [s for s, ok in report.splits.items() if not ok]
+        console.print(f"splits present: {', '.join(report.present) or 'none'}"
+                      + (f"; not present: {', '.join(absent)}" if absent else ""), highlight=False)
     return 0 if report.ok else 1
 
 
@@ -192,7 +215,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_path(args: argparse.Namespace) -> int:
-    from ..data.fetch import cache_dir, dataset_dir
+    from ..data.cache import cache_dir, dataset_dir
     from ..data.registry import get_dataset
 
     if args.name is None:

@@ -56,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--leaderboards", type=Path, default=None,
                    help="where tables and figures go (default <runs>/leaderboards; see --publish)")
     p.add_argument("--workdir", type=Path, default=None, help="where checkpoints go (default $GRAINBENCH_RUNS or runs/)")
+    p.add_argument("--split", default="test",
+                   help="the split scored: test (default) or val, to hold the test files back (training then "
+                        "keeps its last epoch's weights: nothing is selected on the scored split)")
+    p.add_argument("--init-from", metavar="RUN_OR_CHECKPOINT", default=None,
+                   help="fine-tune: start training from these weights (a run id, its record, its work folder, "
+                        "or a .pt checkpoint); a new run, recorded with its parent")
     p.add_argument("--tolerant", action="store_true",
                    help="also record seed 003's normalised-Gaussian tolerant precision/recall/F1 (sigma 3 px)")
     add_metrics_argument(p)
@@ -105,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=parse_assignments(args.overrides, "--set", error=RunError),
         records_dir=args.records, work_root=args.workdir,
         device=device, figures_dir=figures, max_epochs=args.max_epochs, tolerant=args.tolerant, force=args.force,
-        metrics=args.metrics,
+        metrics=args.metrics, split=args.split, init_from=args.init_from,
         log=lambda msg: err_console.print(escape(msg), highlight=False))
     for o in outcomes:
         for path in o.records:
@@ -113,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     interrupted = [o for o in outcomes if o.status == "interrupted"]
     table = summary_table(outcomes)
     if not table.empty:
-        console.print(summary_renderable(table, f"{args.dataset}: {', '.join(models)} (preset {args.preset}, "
+        scored = "" if args.split == "test" else f" (scored on {args.split})"
+        console.print(summary_renderable(table, f"{args.dataset}{scored}: {', '.join(models)} (preset {args.preset}, "
                                                 f"seeds {','.join(map(str, args.seed))})", args.columns))
     if not args.no_leaderboard:
         for path in build_leaderboards(args.records, args.leaderboards, [args.dataset],

@@ -11,16 +11,55 @@ Typical use::
 order; pair datasets (tbm, user folders) put one pair per Z slice with
 ``serial = False`` and the file stems in ``meta["names"]``;
 :func:`load_pairs` returns one Volume per pair when image sizes differ.
+
+Layers, each importing only those below it: :mod:`.cache` (where files
+live, pinned hashes) <- :mod:`.registry` <- :mod:`.generate`, :mod:`.manual`
+<- :mod:`.fetch` <- :mod:`.loaders`. The names below are imported on first
+use, so reading the registry does not import the fetcher or the loaders.
 """
 
-from .fetch import cache_dir, dataset_dir, fetch, verify
-from .generate import DatasetWarning, generate
-from .loaders import load, load_pairs
-from .manual import import_dataset
-from .registry import Dataset, dataset_hashes, get_dataset, list_datasets
-from .volume import Volume
+from __future__ import annotations
 
-__all__ = [
-    "Dataset", "DatasetWarning", "Volume", "cache_dir", "dataset_dir", "dataset_hashes", "fetch", "generate",
-    "get_dataset", "import_dataset", "list_datasets", "load", "load_pairs", "verify",
-]
+import importlib
+import sys
+import types
+from typing import Any
+
+_EXPORTS = {
+    "Dataset": "registry", "dataset_hashes": "registry", "get_dataset": "registry", "list_datasets": "registry",
+    "DatasetWarning": "cache", "cache_dir": "cache", "dataset_dir": "cache",
+    "fetch": "fetch", "verify": "fetch", "generate": "generate", "import_dataset": "manual",
+    "load": "loaders", "load_pairs": "loaders", "Volume": "volume",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+class _Package(types.ModuleType):
+    """Keeps ``data.fetch`` and ``data.generate`` the functions when their modules are imported.
+
+    Importing ``grainbench.data.fetch`` binds the module to the package's
+    ``fetch`` attribute; the functions of the same names are what this
+    package exports (as it did when it imported them eagerly).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("fetch", "generate") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -10,6 +10,12 @@ target folder, its sha256 is checked, and only then is it renamed into place.
 A failed, short or corrupted transfer therefore never leaves a file under the
 final name. A mirror (``GRAINBENCH_MIRROR`` or ``mirror=``) replaces every base
 URL: file ``PATH`` of dataset ``NAME`` is fetched from ``<mirror>/NAME/PATH``.
+
+``splits=`` fetches only the files those splits need (:func:`split_files`): a
+pair dataset's split needs the files of its folder (all of them, because
+``every``/``offsets`` select by index among the folder's pairs), a stack needs
+its files. So ``fetch("tbm", splits=["train", "val"])`` leaves the test
+files out, and a run on ``val`` works without them.
 """
 
 from __future__ import annotations
@@ -19,29 +25,15 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from ..errors import DatasetError
 from ..io import sha256_file
+from .cache import cache_dir, dataset_dir, read_locks  # noqa: F401  (cache_dir, dataset_dir: re-exported)
 from .registry import Dataset, FileEntry, get_dataset
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 2
-
-
-def cache_dir() -> Path:
-    """The data cache: ``GRAINBENCH_DATA``, else the user cache dir of ``grainbench``."""
-    env = os.environ.get("GRAINBENCH_DATA")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("grainbench"))
-
-
-def dataset_dir(name: str) -> Path:
-    """The folder that holds dataset ``name`` in the cache (it may not exist yet)."""
-    return cache_dir() / name
 
 
 def mirror_base(name: str, mirror: str | None = None) -> str | None:
@@ -54,6 +46,29 @@ def mirror_base(name: str, mirror: str | None = None) -> str | None:
     return mirror.rstrip("/") + "/" + name + "/"
 
 
+
+
+def split_files(ds: Dataset, splits: Iterable[str] | None = None) -> tuple[FileEntry, ...]:
+    """The registry files that ``splits`` of ``ds`` need (all files when ``splits`` is None), in registry order.
+
+    Raises
+    ------
+    DatasetError
+        A split the dataset does not have (the message lists the known ones).
+    """
+    if splits is None:
+        return tuple(ds.files)
+    wanted = list(dict.fromkeys(splits))
+    unknown = [s for s in wanted if s not in ds.splits]
+    if unknown or not wanted:
+        raise DatasetError(f"dataset '{ds.name}' has no split {', '.join(map(repr, unknown)) or '(none named)'} "
+                           f"(known: {', '.join(ds.splits) or 'none'})")
+    if ds.layout_kind != "pairs":
+        return tuple(ds.files)  # a stack file holds every split
+    folders = [ds.splits[s].dir or "" for s in wanted]
+    if "" in folders:
+        return tuple(ds.files)
+    return tuple(f for f in ds.files if any(f.path.startswith(d.rstrip("/") + "/") for d in folders))
 
 
 # --------------------------------------------------------------------------- progress
@@ -119,6 +134,7 @@ def _quiet_pooch() -> Iterator[None]:
 def fetch(
     name: str,
     *,
+    splits: Iterable[str] | None = None,
     mirror: str | None = None,
     progress: bool = False,
     retries: int = DEFAULT_RETRIES,
@@ -130,6 +146,9 @@ def fetch(
     ----------
     name : str
         A registry name.
+    splits : iterable of str, optional
+        Download only the files these splits need (:func:`split_files`); default
+        all. Generated and imported datasets ignore it (one file holds every split).
     mirror : str, optional
         Base URL of a mirror holding ``NAME/PATH`` for every file; default
         ``GRAINBENCH_MIRROR``. Replaces the registry's base URL.
@@ -154,7 +173,7 @@ def fetch(
     """
     ds = get_dataset(name)
     if ds.source == "https":
-        return _fetch_https(ds, mirror=mirror, progress=progress, retries=retries, timeout=timeout)
+        return _fetch_https(ds, split_files(ds, splits), mirror=mirror, progress=progress, retries=retries, timeout=timeout)
     if ds.source in ("manual", "local"):
         from .manual import require_installed
 
@@ -167,14 +186,14 @@ def fetch(
     raise DatasetError(f"dataset '{name}': unknown source {ds.source!r}")  # pragma: no cover
 
 
-def _fetch_https(ds: Dataset, *, mirror: str | None, progress: bool, retries: int, timeout: float) -> Path:
+def _fetch_https(ds: Dataset, files: tuple[FileEntry, ...], *, mirror: str | None, progress: bool, retries: int, timeout: float) -> Path:
     import pooch
     import requests
 
     dest = dataset_dir(ds.name)
     base = mirror_base(ds.name, mirror) or ds.base_url
     assert base is not None
-    todo = [f for f in ds.files if not _is_good(dest / f.path, f)]
+    todo = [f for f in files if not _is_good(dest / f.path, f)]
     if not todo:
         return dest
     pup = pooch.create(
@@ -256,14 +275,31 @@ def _is_good(path: Path, entry: FileEntry) -> bool:
 
 @dataclass
 class VerifyReport:
-    """What :func:`verify` found: per-file status ``ok``, ``missing``, ``bad hash`` or ``changed``."""
+    """What :func:`verify` found.
+
+    ``rows``: per file ``(path, status, detail)``, status ``ok``, ``missing``,
+    ``bad hash``, ``changed``, or ``not fetched`` (every split the file belongs
+    to is absent: a partial fetch, not damage). ``splits``: per split, whether
+    all its files are present and good.
+    """
 
     name: str
     rows: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, detail)
+    splits: dict[str, bool] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return all(status == "ok" for _, status, _ in self.rows)
+        """Every file good or deliberately not fetched, and at least one split present."""
+        return (all(status in ("ok", NOT_FETCHED) for _, status, _ in self.rows)
+                and (not self.splits or any(self.splits.values())))
+
+    @property
+    def present(self) -> list[str]:
+        """The splits whose files are all present and good."""
+        return [s for s, ok in self.splits.items() if ok]
+
+
+NOT_FETCHED = "not fetched"
 
 
 def verify(name: str) -> VerifyReport:
@@ -278,9 +314,8 @@ def verify(name: str) -> VerifyReport:
         from .generate import verify_generated
 
         report.rows.append(verify_generated(ds))
+        report.splits = {s: report.rows[0][1] == "ok" for s in ds.splits}
         return report
-    from .manual import read_locks
-
     dest = dataset_dir(name)
     locks = read_locks().get(name, {})
     entries = list(ds.files)
@@ -304,4 +339,20 @@ def verify(name: str) -> VerifyReport:
             report.rows.append((f.path, "bad hash", f"expected sha256 {want}, got {got}"))
         else:
             report.rows.append((f.path, "changed", f"pinned sha256 {want}, now {got}"))
+    _mark_splits(ds, report, entries)
     return report
+
+
+def _mark_splits(ds: Dataset, report: VerifyReport, entries: list[FileEntry]) -> None:
+    """Fill ``report.splits``; files of splits that are wholly absent become ``not fetched``."""
+    status = {path: st for path, st, _ in report.rows}
+    needs = {s: [f.path for f in split_files(ds, [s])] if ds.files else [f.path for f in entries]
+             for s in ds.splits}
+    report.splits = {s: bool(paths) and all(status.get(p) == "ok" for p in paths) for s, paths in needs.items()}
+    if ds.source != "https":
+        return
+    touched = {s for s, paths in needs.items() if any(status.get(p) != "missing" for p in paths)}
+    for i, (path, st, detail) in enumerate(report.rows):
+        if st == "missing" and not any(path in needs[s] for s in touched):
+            report.rows[i] = (path, NOT_FETCHED, f"{detail} (split {', '.join(s for s in needs if path in needs[s])} "
+                                                 f"not fetched; grainbench data fetch {ds.name} --split ...)")

@@ -25,14 +25,11 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..io import atomic_write
+from .cache import DatasetWarning, dataset_dir, pin_hash, read_locks
 from .registry import GENERATORS, Dataset, get_dataset
 
 _DIGEST_KEY = "__digest__"
 ARRAY_KEYS = ("image", "labels", "boundary")
-
-
-class DatasetWarning(UserWarning):
-    """Something about a dataset deserves attention but does not stop the work."""
 
 
 #: Set to 1 to let a registry entry run a generator other than the registered ones (any "module:function").
@@ -63,8 +60,6 @@ def generator_function(ds: Dataset) -> Callable[..., dict[str, np.ndarray]]:
 
 def stored_path(ds: Dataset) -> Path:
     """Where the generated arrays of ``ds`` live: one NPZ per distinct parameter set."""
-    from .fetch import dataset_dir
-
     key = hashlib.sha256(json.dumps([ds.generator, dict(ds.params)], sort_keys=True).encode()).hexdigest()[:12]
     return dataset_dir(ds.name) / f"generated-{key}.npz"
 
@@ -91,8 +86,6 @@ def _read_stored(path: Path) -> tuple[dict[str, np.ndarray], str | None]:
 
 
 def _pinned(ds: Dataset) -> str | None:
-    from .manual import read_locks
-
     return ds.digest or read_locks().get(ds.name, {}).get("generated")
 
 
@@ -193,8 +186,6 @@ def _check_digest(ds: Dataset, arrays: dict[str, np.ndarray], digest: str) -> No
                 f"(generator or numpy changed?); nothing was stored"
             )
         return
-    from .manual import pin_hash
-
     pin_hash(ds.name, "generated", digest)
 
 

@@ -230,7 +230,7 @@ def load(name: str, split: str = "test") -> Volume:
     full = f"{name}/{split}"
     kind = ds.layout_kind
     if kind == "pairs":
-        images, masks, stems = read_pairs(_root(ds), ds.layout, sp)
+        images, masks, stems = read_pairs(_root(ds, split), ds.layout, sp)
         if not images:
             raise DatasetError(f"dataset '{name}': split '{split}' holds no pairs")
         shapes = sorted({im.shape for im in images})
@@ -284,7 +284,7 @@ def load_pairs(name: str, split: str = "test") -> list[Volume]:
     if ds.layout_kind != "pairs":
         raise DatasetError(f"dataset '{name}' is a stack (layout {ds.layout_kind!r}); use grainbench.data.load")
     sp = _split(ds, split)
-    images, masks, stems = read_pairs(_root(ds), ds.layout, sp)
+    images, masks, stems = read_pairs(_root(ds, split), ds.layout, sp)
     thr = ds.layout.get("threshold", 127)
     return [normalise(im[None], m[None], None, name=f"{name}/{split}/{s}", serial=False,
                       meta={"dataset": name, "split": split, "names": [s], "task": ds.task}, threshold=thr)
@@ -298,12 +298,13 @@ def _split(ds: Dataset, split: str) -> Split:
     return ds.splits[split]
 
 
-def _root(ds: Dataset) -> Path:
-    """The installed dataset folder: fetched on first use for https, checked for manual/local."""
+def _root(ds: Dataset, split: str | None = None) -> Path:
+    """The installed dataset folder: fetched on first use for https (only the files ``split`` needs),
+    checked for manual/local."""
     if ds.source == "https":
         from .fetch import fetch
 
-        return fetch(ds.name)
+        return fetch(ds.name, splits=None if split is None else [split])
     from .manual import require_installed
 
     return require_installed(ds)

@@ -40,57 +40,21 @@ else:  # pragma: no cover
 
 from ..errors import DatasetError, InputFileError
 from ..io import IMAGE_SUFFIXES, TIFF_SUFFIXES, atomic_write, read_array, sha256_file
-from .fetch import cache_dir, dataset_dir
-from .generate import DatasetWarning
+from .cache import (  # noqa: F401  (read_locks, pin_hash, ... re-exported: their old home)
+    DatasetWarning,
+    cache_dir,
+    dataset_dir,
+    local_registry_path,
+    locks_path,
+    pin_hash,
+    read_locks,
+    toml_key,
+    toml_value,
+    write_locks,
+)
 from .registry import Dataset, load_registry, parse_entry
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
-
-
-# --------------------------------------------------------------------------- locks
-
-def locks_path() -> Path:
-    return cache_dir() / "locks.toml"
-
-
-def read_locks() -> dict[str, dict[str, str]]:
-    """The pinned hashes: ``{dataset: {relative path or "generated": sha256}}``."""
-    path = locks_path()
-    if not path.is_file():
-        return {}
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: lock file is not valid TOML ({exc}); delete it to re-pin") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: lock file is unreadable ({exc.strerror})") from None
-    return {k: dict(v) for k, v in doc.items() if isinstance(v, dict)}
-
-
-def write_locks(locks: Mapping[str, Mapping[str, str]]) -> None:
-    lines = ["# sha256 of the files you imported where no checksum is published (grainbench data import).", ""]
-    for name in sorted(locks):
-        lines.append(f"[{_key(name)}]")
-        lines += [f"{_key(p)} = {_toml(h)}" for p, h in sorted(locks[name].items())]
-        lines.append("")
-    with atomic_write(locks_path(), "w") as fh:
-        fh.write("\n".join(lines))
-
-
-def pin_hash(name: str, path: str, sha256: str) -> None:
-    """Pin ``sha256`` for file ``path`` of dataset ``name``; warn when it replaces a different pin."""
-    locks = read_locks()
-    old = locks.get(name, {}).get(path)
-    if old == sha256:
-        return
-    if old is not None:
-        warnings.warn(
-            f"dataset '{name}': {path} changed: pinned sha256 {old}, now {sha256}; the new hash is pinned",
-            DatasetWarning, stacklevel=2,
-        )
-    locks.setdefault(name, {})[path] = sha256
-    write_locks(locks)
 
 
 # --------------------------------------------------------------------------- missing data
@@ -214,7 +178,14 @@ def _import(name: str, src: Path, check_shape: bool) -> Path:
     if ds.source == "local" or (ds.layout_kind == "pairs" and not ds.files):
         return _import_pairs_folder(ds, src)
     if len(ds.files) == 1 and src.is_file():
-        _install_file(ds, ds.files[0].path, src, check_shape=check_shape)
+        _install_file(ds, ds.files[0].path, src, check_shape=check_shape, group=_group_of(ds, src))
+        for other in companion_datasets(name, src):
+            try:
+                _install_file(registry[other], registry[other].files[0].path, src, check_shape=check_shape,
+                              group=registry[other].layout["legacy_group"])
+            except (InputFileError, DatasetError) as exc:
+                warnings.warn(f"dataset '{other}' (in the same file) was not imported: {exc}", DatasetWarning,
+                              stacklevel=3)
         return dataset_dir(name)
     if src.is_dir():
         # a folder holding the registry's relative paths (e.g. a copy of tbm made elsewhere)
@@ -227,28 +198,130 @@ def _import(name: str, src: Path, check_shape: bool) -> Path:
     raise InputFileError(f"{src}: dataset '{name}' has {len(ds.files)} files; pass the folder that holds them")
 
 
-def _install_file(ds: Dataset, rel: str, src: Path, *, check_shape: bool) -> None:
-    entry = ds.file(rel)
-    dest = dataset_dir(ds.name) / rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".importing", dir=dest.parent)
-    os.close(fd)
+# --------------------------------------------------------------------------- HDF5 layouts of other years
+
+def _hdf5_groups(path: Path) -> set[str] | None:
+    """The top-level groups of an HDF5 file (None when ``path`` is not one)."""
+    import h5py
+
     try:
-        got = _copy_hashing(src, Path(tmp))
-        if entry.sha256 is not None:
+        with h5py.File(path, "r") as f:  # hard links only: an external link is never followed
+            return {k for k in f.keys() if isinstance(f.get(k, getlink=True), h5py.HardLink)
+                    and isinstance(f[k], h5py.Group)}
+    except OSError:
+        return None
+
+
+def _group_of(ds: Dataset, src: Path) -> str | None:
+    """The group holding ``ds``'s datasets in ``src``: None for the root layout, else ``layout.legacy_group``.
+
+    An HDF5 entry may name a ``legacy_group``: an older release of the file kept
+    the datasets under that group (the 2019 pure-iron file: ``real/image`` ...,
+    beside ``simulated/``). The root layout wins when the root holds the image.
+    """
+    group = ds.layout.get("legacy_group") if ds.layout_kind == "hdf5" else None
+    if not isinstance(group, str):
+        return None
+    import h5py
+
+    try:
+        with h5py.File(src, "r") as f:
+            at_root = isinstance(f.get(ds.layout["image"]), h5py.Dataset)
+            return group if not at_root and isinstance(f.get(group), h5py.Group) else None
+    except OSError:
+        return None  # check_structure names the unreadable file
+
+
+def companion_datasets(name: str, path: str | os.PathLike) -> list[str]:
+    """Other registered datasets that an import of ``name`` from HDF5 ``path`` installs too.
+
+    Those whose ``legacy_group`` is a group of the file (the 2019 pure-iron file's
+    ``simulated/`` group is ``potts_authors``, the authors' own Potts volume),
+    when the file holds ``name``'s datasets under its own legacy group.
+    """
+    registry = load_registry()
+    ds = registry.get(name)
+    path = Path(path).expanduser()
+    if ds is None or not path.is_file() or _group_of(ds, path) is None:
+        return []
+    groups = _hdf5_groups(path) or set()
+    return [n for n, e in registry.items() if n != name and e.layout_kind == "hdf5" and len(e.files) == 1
+            and e.layout.get("legacy_group") in groups]
+
+
+def _extract_group(src: Path, group: str, layout: Mapping[str, Any], dst: Path) -> None:
+    """Write the layout's datasets of ``src[group]`` at the root of a new HDF5 file ``dst`` (the current layout)."""
+    import h5py
+
+    from ..io import check_hdf5_links
+
+    try:
+        fi = h5py.File(src, "r")
+    except OSError as exc:
+        raise InputFileError(f"{src}: not a readable HDF5 file ({exc})") from None
+    with fi, h5py.File(dst, "w") as fo:
+        check_hdf5_links(fi, src)
+        g = fi[group]
+        roles = {r: layout[r] for r in ("image", "labels", "boundary") if isinstance(layout.get(r), str)}
+        for role, key in roles.items():
+            if not isinstance(g.get(key), h5py.Dataset):
+                raise InputFileError(f"{src}: no dataset '{group}/{key}' ({role}); found {sorted(g.keys())} in "
+                                     f"{group}/; expected {', '.join(roles.values())} at the root (or under "
+                                     f"{group}/, the older layout)")
+        for key in roles.values():  # in blocks along the first axis: a full stack never sits in memory
+            d = fo.create_dataset(key, shape=g[key].shape, dtype=g[key].dtype, track_times=False)
+            step = max(1, (1 << 24) // max(1, int(np.prod(g[key].shape[1:]))))
+            for i in range(0, g[key].shape[0], step):
+                d[i:i + step] = g[key][i:i + step]
+
+
+# --------------------------------------------------------------------------- installing a file
+
+def _install_file(ds: Dataset, rel: str, src: Path, *, check_shape: bool, group: str | None = None) -> None:
+    """Copy (or, from ``group`` of an older HDF5 layout, convert) ``src`` to ``rel`` of ``ds``, checked first.
+
+    Everything is staged in a temporary folder inside the cache and renamed
+    into place only when the checks pass, so a failed import leaves the cache
+    exactly as it was (no empty dataset folder, no cache folder made for nothing).
+    """
+    entry = ds.file(rel)
+    folder, root = dataset_dir(ds.name), cache_dir()
+    made_root = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{ds.name}.", suffix=".importing", dir=root))
+    tmp = stage / rel
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        if group is None:
+            got = _copy_hashing(src, tmp)
+        else:
+            _extract_group(src, group, ds.layout, tmp)
+            got = sha256_file(tmp)
+        if entry.sha256 is not None and group is None:
             if got != entry.sha256:
                 raise DatasetError(f"{src}: not the published {rel} of dataset '{ds.name}': "
                                    f"expected sha256 {entry.sha256}, got {got}")
         else:
             # no published checksum: the structure is the evidence (checked on the copy we install)
-            check_structure(ds, Path(tmp), shown_as=src, check_shape=check_shape)
-        os.replace(tmp, dest)
+            check_structure(ds, tmp, shown_as=src if group is None else Path(f"{src}[{group}/]"),
+                            check_shape=check_shape)
+        if not folder.exists():
+            os.replace(stage, folder)  # the whole new dataset folder appears at once
+        else:
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, folder / rel)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        shutil.rmtree(stage, ignore_errors=True)
+        if made_root:
+            try:
+                root.rmdir()
+            except OSError:
+                pass
         raise
-    if entry.sha256 is None:
+    shutil.rmtree(stage, ignore_errors=True)
+    if entry.sha256 is None or group is not None:
         pin_hash(ds.name, rel, got)
-    _remember_stat(ds.name, rel, dest, got)
+    _remember_stat(ds.name, rel, folder / rel, got)
 
 
 def _copy_hashing(src: Path, dst: Path, chunk: int = 1 << 20) -> str:
@@ -317,7 +390,10 @@ def check_hdf5(path: Path, layout: Mapping[str, Any], *, shape: Iterable[int] | 
         found = sorted(f.keys())
         for role, key in roles.items():
             if key not in f or not isinstance(f[key], h5py.Dataset):
-                raise InputFileError(f"{where}: no dataset '{key}' ({role}); found {found}")
+                legacy = layout.get("legacy_group")
+                hint = (f"; expected {', '.join(roles.values())} at the root (or under {legacy}/, the older "
+                        "layout)") if isinstance(legacy, str) else ""
+                raise InputFileError(f"{where}: no dataset '{key}' ({role}); found {found}{hint}")
         shapes = {key: f[key].shape for key in roles.values()}
         axes = layout.get("axes", "ZHW")
         for key, s in shapes.items():
@@ -327,7 +403,8 @@ def check_hdf5(path: Path, layout: Mapping[str, Any], *, shape: Iterable[int] | 
             raise InputFileError(f"{where}: datasets differ in shape {shapes}")
         if shape is not None and tuple(shape) != next(iter(shapes.values())):
             raise InputFileError(f"{where}: shape {next(iter(shapes.values()))}, expected {tuple(shape)} "
-                                 f"(axes {', '.join(axes)})")
+                                 f"(axes {', '.join(axes)}); to import a cut-down or other-sized copy, "
+                                 "use --any-shape (check_shape=False)")
         common = next(iter(shapes.values()))
         if 0 in common:
             raise InputFileError(f"{where}: datasets have shape {common}, an axis of size 0")
@@ -471,7 +548,7 @@ def _import_local(name: str, src: Path) -> Path:
     }
     ds = parse_entry(name, entry, where="local.toml")  # never write an entry the registry would reject
     dest = _import_pairs_folder(ds, src)
-    local = cache_dir() / "local.toml"
+    local = local_registry_path()
     doc: dict[str, Any] = {}
     if local.is_file():
         with open(local, "rb") as fh:
@@ -479,29 +556,9 @@ def _import_local(name: str, src: Path) -> Path:
     doc[name] = entry
     lines = ["# Datasets imported from your own folders (grainbench data import NAME FOLDER).", ""]
     for n, e in doc.items():
-        lines.append(f"[datasets.{_key(n)}]")
-        lines += [f"{_key(k)} = {_toml(v)}" for k, v in e.items()]
+        lines.append(f"[datasets.{toml_key(n)}]")
+        lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in e.items()]
         lines.append("")
     with atomic_write(local, "w") as fh:
         fh.write("\n".join(lines))
     return dest
-
-
-# --------------------------------------------------------------------------- tiny TOML writer
-
-def _key(k: str) -> str:
-    return k if re.fullmatch(r"[A-Za-z0-9_\-]+", k) else json.dumps(k)
-
-
-def _toml(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)  # JSON string escapes are valid TOML basic-string escapes
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_toml(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")

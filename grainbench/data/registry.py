@@ -34,6 +34,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import DatasetError
+from .cache import local_registry_path, read_locks
 
 TASKS = ("boundary", "phase", "tracking")
 SOURCES = ("https", "manual", "generate", "local")
@@ -189,9 +190,7 @@ def load_registry(path: str | os.PathLike | None = None, *, include_local: bool 
     path = Path(path) if path is not None else default_registry_path()
     sources = [path]
     if include_local:
-        from .fetch import cache_dir
-
-        local = cache_dir() / "local.toml"
+        local = local_registry_path()
         if local.is_file():
             sources.append(local)
     key = tuple((str(p), p.stat().st_mtime_ns) for p in sources if p.exists())
@@ -419,8 +418,6 @@ def _parse_split(e: _Entry, sname: str, raw: Any, kind: str) -> Split:
 def dataset_hashes(name: str) -> dict[str, str]:
     """What identifies the data a result was computed on: the generator digest, the registry's
     file hashes, or for manual datasets the hashes pinned at import (``<cache>/locks.toml``)."""
-    from .manual import read_locks
-
     entry = get_dataset(name)
     hashes = {f.path: f.sha256 for f in entry.files if f.sha256}
     if entry.digest:

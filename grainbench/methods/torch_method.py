@@ -137,6 +137,40 @@ class TorchMethod(Method):
             raise InputFileError(f"{path}: weights do not fit method {self.name!r} ({first})") from None
         return self
 
+    def load_init_weights(self, path: str | Path) -> None:
+        """Put the network weights of checkpoint ``path`` into this method's (fresh) network: a fine-tune's start.
+
+        Only the weights are taken (not the optimizer, the normalisation or the
+        preset). The checkpoint (from :meth:`save`, or a trainer's ``last.pt`` /
+        ``best.pt``; read with ``weights_only=True``) must be of this method and
+        its state dict must have exactly this network's keys and shapes; else an
+        :class:`~grainbench.errors.InputFileError` names the file and the first mismatch.
+        """
+        from ..training.checkpoint import load_checkpoint
+
+        state = load_checkpoint(path)
+        try:
+            cfg, weights = state["config"]["method"], state["method_state"]["net"]
+        except (KeyError, TypeError):
+            raise InputFileError(f"{path}: not a checkpoint of a grainbench method (no method config/state)") from None
+        if cfg.get("name") != self.name:
+            raise InputFileError(f"{path}: checkpoint of method {cfg.get('name')!r}, not {self.name!r}")
+        own = self.net.state_dict()
+        differs = {k: (v, self._config.get(k)) for k, v in cfg.items()
+                   if k not in ("name", "context") and self._config.get(k) != v}
+        hint = "; checkpoint " + ", ".join(f"{k}={a!r} vs this run's {b!r}" for k, (a, b) in differs.items()) \
+            if differs else ""
+        missing, extra = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+        if missing or extra:
+            what = f"lacks {missing[0]}" if missing else f"has an extra {extra[0]}"
+            raise InputFileError(f"{path}: weights do not fit {self.name}: the checkpoint {what} "
+                                 f"({len(missing)} missing, {len(extra)} extra keys){hint}")
+        for k, v in own.items():
+            if tuple(weights[k].shape) != tuple(v.shape):
+                raise InputFileError(f"{path}: weights do not fit {self.name}: {k} has shape "
+                                     f"{tuple(weights[k].shape)} in the checkpoint, {tuple(v.shape)} here{hint}")
+        self.net.load_state_dict(weights)
+
     # -- inputs -----------------------------------------------------------------------
     def make_input(self, image: np.ndarray, prev_boundary: np.ndarray | None = None) -> np.ndarray:
         """Network input (Z, C, H, W) float32 for (Z, H, W) slices: normalised image (+ encoded prev mask)."""
@@ -162,12 +196,14 @@ class TorchMethod(Method):
     # -- Method protocol ----------------------------------------------------------------
     def fit(self, train: Volume, val: Volume | None = None, *, preset: Any = "quick", seed: int = 0,
             checkpoint_dir: str | Path | None = None, resume: bool = True, progress: bool = True,
-            max_epochs: int | None = None, **overrides: Any) -> FitResult:
-        """Train from scratch (or resume from ``checkpoint_dir``) with a preset.
+            max_epochs: int | None = None, init_from: str | Path | None = None, **overrides: Any) -> FitResult:
+        """Train from scratch, or from the weights of ``init_from`` (a fine-tune), or resume from ``checkpoint_dir``.
 
         Keyword ``overrides`` change preset fields (e.g. ``epochs=2``); the
         preset's ``width`` replaces the method's default width unless the
-        method was created with an explicit one.
+        method was created with an explicit one. ``init_from`` is a checkpoint
+        file (:meth:`load_init_weights`); the optimizer starts fresh and the
+        image normalisation is the training split's, as from scratch.
         """
         from ..training.presets import get_preset
         from ..training.sampling import volume_arrays
@@ -185,6 +221,8 @@ class TorchMethod(Method):
             for m in net.modules():
                 if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Conv3d, nn.ConvTranspose3d)):
                     nn.init.xavier_uniform_(m.weight)
+        if init_from is not None:
+            self.load_init_weights(init_from)
         image, _ = volume_arrays(train)
         self.norm = (float(image.mean()), float(image.std()) or 1.0)
         self.preset = p.name
