@@ -94,6 +94,12 @@ class RecordConfig(BaseModel):
     preset_config: dict[str, Any] | None = Field(
         default=None, description="every field of the training preset used (None for methods without training)")
     boundaries: str | None = Field(default=None, description="tracking: source of the 2D boundaries")
+    post: Name | None = Field(
+        default=None, description="post-processor that turned the probabilities into boundaries "
+                                  "(grainbench.postprocessors; None in older records: 'protocol', the protocol's own "
+                                  "threshold, closing and skeletonisation)")
+    post_params: dict[str, Scalar] = Field(
+        default_factory=dict, description="every parameter of the post-processor, as used (defaults filled in)")
 
 
 class ProtocolInfo(BaseModel):
