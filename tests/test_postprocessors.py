@@ -230,3 +230,53 @@ def test_a_methods_post_attribute_is_used_and_the_cli_overrides_it(work, monkeyp
     with pytest.raises(ConfigError):
         runner.validate_run(["classical"], "synthetic", preset="quick", modes=None, model_args={}, overrides={},
                             device="cpu", post="watershed", post_params={"sigma": -1})
+
+
+def test_chain_mode_feeds_the_runs_post_processor_forward():
+    """A propagation method in chain mode gets, as the mask of slice z-1, its prediction post-processed by
+    the same post-processor that scores it."""
+    from grainbench.inference import predict_volume
+    from grainbench.methods import Method
+
+    prob, _ = _grid_with_gaps(5)
+
+    class Echo(Method):
+        name = "echo"
+        context = "2d+prev"
+
+        def __init__(self):
+            self.seen = []
+
+        def predict(self, image, prev_boundary=None):
+            self.seen.append(np.asarray(prev_boundary, bool).copy())
+            return np.repeat(prob[None], len(image), axis=0)
+
+    for post in ("protocol", "watershed"):
+        method = Echo()
+        predict_volume(method, np.zeros((3, *prob.shape), np.float32), mode="chain", protocol=WPUNET, post=post)
+        expected = get_postprocessor(post)(prob, WPUNET)[0]
+        assert len(method.seen) == 4  # the bootstrap of slice 0, then one call per slice
+        for prev in method.seen[1:]:
+            assert np.array_equal(prev[0], expected)
+
+
+def test_score_cli_takes_post_and_its_parameters(tmp_path, capsys):
+    import json
+
+    from grainbench.cli import main
+
+    prob, gt = _grid_with_gaps(5)
+    np.save(tmp_path / "p.npy", prob)
+    np.save(tmp_path / "g.npy", gt)
+    out = tmp_path / "r.json"
+    assert main(["score", str(tmp_path / "p.npy"), str(tmp_path / "g.npy"), "--post", "watershed",
+                 "--post-param", "h_distance=2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["post"] == get_postprocessor("watershed", h_distance=2).to_dict()
+    expected = score(prob, gt, WPUNET, post="watershed", post_params={"h_distance": 2}).aggregate
+    assert result["aggregate"]["vi"] == pytest.approx(expected["vi"])
+    capsys.readouterr()
+    assert main(["score", str(tmp_path / "p.npy"), str(tmp_path / "g.npy"), "--post", "watershed",
+                 "--post-param", "h_distance=-2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "h_distance=-2" in err and len(err.splitlines()) == 1
