@@ -26,7 +26,7 @@ style of timm's ``list_models`` / ``create_model``:
 
 Every output is a valid boundary map under the protocol's conventions: each
 grain (4-connected non-boundary component) is one watershed region, and the
-lines are 1 pixel wide (skeletonised).
+lines are 1 pixel wide (thinned without changing any grain, :func:`thin_safely`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.morphology import h_maxima, h_minima, skeletonize
+from skimage.morphology import h_maxima, h_minima
 from skimage.segmentation import watershed
 
 from .errors import ConfigError
@@ -108,31 +108,61 @@ def labels_to_boundary(labels: np.ndarray, prob: np.ndarray | None = None, *, th
     Of every 4-adjacent pair of pixels with different labels, the one with
     the higher ``prob`` (ties: the upper / left one) becomes boundary, so no
     two regions stay 4-adjacent and the line follows the probability's ridge.
-    With ``thin`` the lines are skeletonised
-    (:func:`skimage.morphology.skeletonize`); wherever thinning reopened a
-    4-adjacency between two regions, the pixel is put back, so every region is
-    still closed, and pockets thinning cut off a region (the centre of a
-    ``+`` crossing) are boundary again: each region is exactly one 4-connected
-    grain (a region too small to keep a pixel is lost), with 1-pixel lines
-    (no 2 x 2 block of boundary).
+    Where that cut a region in pieces, every piece but the largest becomes
+    boundary, so each region is exactly one 4-connected grain (a region too
+    small to keep a pixel is lost). With ``thin`` the lines are then thinned
+    without changing any grain (:func:`thin_safely`): no 2 x 2 block of
+    boundary is left where a grain could take a pixel.
     """
     labels = np.asarray(labels)
     p = np.zeros(labels.shape) if prob is None else np.asarray(prob, np.float64)
     boundary = np.zeros(labels.shape, bool)
     _mark_pairs(labels, p, boundary, np.ones(labels.shape, bool))
-    if thin:
-        boundary = skeletonize(boundary)
-        _mark_pairs(labels, p, boundary, ~boundary)  # repair: separate what thinning joined
     _fill_pockets(labels, boundary)
+    if thin:
+        thin_safely(boundary, labels)
+    return boundary
+
+
+def thin_safely(boundary: np.ndarray, labels: np.ndarray | None = None, max_iter: int = 100) -> np.ndarray:
+    """Thin a boundary map in place without merging, splitting or opening any 4-connected grain.
+
+    A boundary pixel whose non-boundary 4-neighbours all belong to one grain
+    (and that has at least one) joins that grain: no other grain becomes
+    4-adjacent to it, and no new grain appears. Given the region ``labels``
+    the boundary came from, a pixel joins only a grain of its own region, so
+    every grain stays inside its region pixel for pixel. Pixels are visited in the two
+    colours of a checkerboard (never 4-adjacent to each other), with the
+    grains relabelled in between, until nothing changes. Lines between two
+    grains stay 1 pixel wide (8-connected where they run diagonally), spurs
+    and blobs go.
+    """
+    h, w = boundary.shape
+    parity = (np.add.outer(np.arange(h), np.arange(w)) % 2).astype(bool)
+    for _ in range(max_iter):
+        changed = False
+        for colour in (False, True):
+            grains = ndi.label(~boundary, structure=_FOUR)[0]
+            padded = np.pad(grains, 1)
+            neighbours = np.stack([padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]])
+            big = np.iinfo(grains.dtype).max
+            lo = np.where(neighbours > 0, neighbours, big).min(axis=0)
+            hi = neighbours.max(axis=0)
+            removable = boundary & (parity == colour) & (hi > 0) & (lo == hi)
+            if labels is not None:  # the grain's region (any of its pixels) must be the pixel's own
+                region = np.zeros(grains.max() + 1, labels.dtype)
+                region[grains.ravel()] = labels.ravel()
+                removable &= region[hi] == labels
+            if removable.any():
+                boundary[removable] = False
+                changed = True
+        if not changed:
+            break
     return boundary
 
 
 def _fill_pockets(labels: np.ndarray, boundary: np.ndarray) -> None:
-    """Keep one grain per region: every 4-connected piece but a region's largest becomes boundary (in place).
-
-    Thinning opens 1-pixel pockets at crossings (the centre of a ``+``) that
-    would count as grains of their own.
-    """
+    """Keep one grain per region: every 4-connected piece but a region's largest becomes boundary (in place)."""
     grains, n = ndi.label(~boundary, structure=_FOUR)
     if n == 0:
         return
