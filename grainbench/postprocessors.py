@@ -56,7 +56,7 @@ def _smooth(prob: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def watershed_labels(prob: np.ndarray, *, sigma: float = 1.0, markers: str = "distance", h: float = 0.05,
-                     h_distance: float = 1.0, threshold: float = 0.5, min_size: int = 10,
+                     h_distance: float = 2.0, threshold: float = 0.5, min_size: int = 10,
                      distance_weight: float = 1.0) -> np.ndarray:
     """Watershed regions (a full tiling, labels 1..N) of one (H, W) boundary probability.
 
@@ -235,7 +235,7 @@ def protocol_boundary(prob: np.ndarray, *, threshold: float, closing_size: int, 
 
 
 def watershed_boundary(prob: np.ndarray, *, sigma: float = 1.0, markers: str = "distance", h: float = 0.05,
-                       h_distance: float = 1.0, threshold: float = 0.5, min_size: int = 10,
+                       h_distance: float = 2.0, threshold: float = 0.5, min_size: int = 10,
                        distance_weight: float = 1.0, merge_below: float | None = None) -> np.ndarray:
     """Closed 1-pixel grain boundaries of a (Z, H, W) probability, slice by slice.
 
@@ -250,7 +250,8 @@ def watershed_boundary(prob: np.ndarray, *, sigma: float = 1.0, markers: str = "
     h : float
         Depth of the probability minima kept as markers (``markers="minima"``). Default 0.05.
     h_distance : float
-        Depth (px) of the distance-transform maxima kept as markers (``markers="distance"``). Default 1.
+        Depth (px) of the distance-transform maxima kept as markers (``markers="distance"``). Default 2
+        (chosen on synthetic val and tbm val, issue 20).
     threshold : float
         The grain mask of the distance markers is ``prob <= threshold``. Default 0.5.
     min_size : int
@@ -297,7 +298,7 @@ _WATERSHED_PARAMS: dict[str, _Param] = {
     "sigma": _Param(1.0, _number(0.0, 20.0), "a number in [0, 20] (px)"),
     "markers": _Param("distance", lambda v: v in MARKERS, f"one of {', '.join(MARKERS)}"),
     "h": _Param(0.05, _number(0.0, 1.0, lo_open=True), "a number in (0, 1]"),
-    "h_distance": _Param(1.0, _number(0.0, 1e4, lo_open=True), "a number > 0 (px)"),
+    "h_distance": _Param(2.0, _number(0.0, 1e4, lo_open=True), "a number > 0 (px)"),
     "threshold": _Param(0.5, _number(0.0, 1.0, lo_open=True), "a number in (0, 1]"),
     "distance_weight": _Param(1.0, _number(0.0, 100.0), "a number in [0, 100]"),
     "min_size": _Param(10, lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 10**6,

@@ -199,21 +199,21 @@ def test_another_post_processor_gets_its_own_record_without_retraining(work, cap
     args = ["run", "--model", "unet", "--dataset", "synthetic", "--device", "cpu", "--no-leaderboard", *TINY]
     assert main(args) == 0
     assert "training with preset" in capsys.readouterr().err
-    assert main([*args, "--post", "watershed", "--post-param", "h_distance=2"]) == 0
+    assert main([*args, "--post", "watershed", "--post-param", "h_distance=3"]) == 0
     err = capsys.readouterr().err
     assert "loading trained weights" in err and "training with" not in err and "skipped" not in err
-    assert main([*args, "--post", "watershed", "--post-param", "h_distance=2"]) == 0
+    assert main([*args, "--post", "watershed", "--post-param", "h_distance=3"]) == 0
     assert "skipped: a record of this run exists" in " ".join(capsys.readouterr().err.split())
     records, bad = load_records(work / "runs/records/synthetic")
     assert not bad and len(records) == 2
     cfgs = sorted((rec["config"]["post"], rec["config"]["post_params"].get("h_distance")) for _, rec in records)
-    assert cfgs == [("protocol", None), ("watershed", 2.0)]
+    assert cfgs == [("protocol", None), ("watershed", 3.0)]
     ws = next(rec for _, rec in records if rec["config"]["post"] == "watershed")
-    assert ws["config"]["post_params"] == get_postprocessor("watershed", h_distance=2).params
+    assert ws["config"]["post_params"] == get_postprocessor("watershed", h_distance=3).params
     same_weights = {rec["checkpoint"]["sha256"] for _, rec in records}
     assert len(same_weights) == 1
     labels = sorted(collect(records)["model"])
-    assert labels == ["unet (width=4)", "unet (width=4) +ws(h_distance=2.0)"]
+    assert labels == ["unet (width=4)", "unet (width=4) +ws(h_distance=3.0)"]
 
 
 def test_a_methods_post_attribute_is_used_and_the_cli_overrides_it(work, monkeypatch):
