@@ -279,3 +279,22 @@ def test_score_cli_takes_post_and_its_parameters(tmp_path, capsys):
                  "--post-param", "h_distance=-2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "h_distance=-2" in err and len(err.splitlines()) == 1
+
+
+def test_overlays_and_leaderboard_rows_of_each_post_processor(work):
+    from grainbench.cli import main
+    from grainbench.records import load_records
+
+    base = ["run", "--model", "classical", "--dataset", "synthetic", "--device", "cpu"]
+    assert main(base) == 0
+    assert main([*base, "--post", "watershed_agglo"]) == 0
+    records, _ = load_records(work / "runs/records/synthetic")
+    overlays = {rec["config"]["post"]: rec["figures"]["overlay"] for _, rec in records}
+    assert set(overlays) == {"protocol", "watershed_agglo"} and len(set(overlays.values())) == 2
+    from PIL import Image
+
+    pictures = [np.asarray(Image.open(p)) for p in overlays.values()]
+    assert not np.array_equal(*pictures)  # drawn from each post-processor's boundaries
+    table = (work / "runs/leaderboards/synthetic.md").read_text()
+    section = table.split("## Reproduced")[1].split("##")[0]  # one ranked table holds both rows
+    assert "| classical |" in section and "| classical +ws-agglo |" in section
