@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import h_maxima, h_minima
-from skimage.segmentation import watershed
+from skimage.segmentation import relabel_sequential, watershed
 
 from .errors import ConfigError
 
@@ -97,8 +97,6 @@ def watershed_labels(prob: np.ndarray, *, sigma: float = 1.0, markers: str = "di
     small = sizes[regions] < min_size
     if small.any() and not small.all():
         regions = watershed(p, np.where(small, 0, regions), connectivity=1)
-    from skimage.segmentation import relabel_sequential
-
     return relabel_sequential(regions)[0].astype(np.int32)
 
 
@@ -201,7 +199,6 @@ def agglomerate(labels: np.ndarray, prob: np.ndarray, merge_below: float) -> np.
     until every remaining edge is at least ``merge_below``. Returns labels 1..N.
     """
     from skimage import graph
-    from skimage.segmentation import relabel_sequential
 
     if labels.max() <= 1:
         return labels

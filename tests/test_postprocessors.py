@@ -42,7 +42,7 @@ def _blocks(b):
 def _reference_protocol(prob, threshold=0.5, closing=3, thin=True):
     """The WPU-Net pipeline written from scipy/scikit-image directly: threshold, padded closing, skeleton."""
     out = []
-    for sl in np.atleast_3d(prob.transpose(1, 2, 0) if prob.ndim == 3 else prob[..., None]).transpose(2, 0, 1):
+    for sl in prob if prob.ndim == 3 else prob[None]:
         b = sl > threshold
         if closing > 1:
             b = ndi.binary_closing(np.pad(b, closing, mode="edge"), np.ones((closing, closing), bool))
