@@ -13,8 +13,8 @@ z-1, which the engine supplies in one of two modes, both recorded:
 ``oracle``
     the ground-truth mask of z-1, as in the authors' inference code;
 ``chain``
-    the method's own prediction of z-1, post-processed by the protocol to a
-    1-pixel boundary mask (the fair protocol: no ground truth at test time).
+    the method's own prediction of z-1, post-processed (by the run's
+    post-processor, default the protocol's pipeline) to a 1-pixel boundary mask (the fair protocol: no ground truth at test time).
 
 The first slice of a volume has no predecessor in the split. If
 ``volume.meta["prev_boundary"]`` holds the mask of the slice before it, both
@@ -175,10 +175,10 @@ def _image(volume: Volume | np.ndarray) -> np.ndarray:
     return np.asarray(img, np.float32)
 
 
-def _postprocess(prob: np.ndarray, protocol: Protocol) -> np.ndarray:
+def _postprocess(prob: np.ndarray, protocol: Protocol, post: Any = None) -> np.ndarray:
     from .scoring import prepare_prediction
 
-    return prepare_prediction(prob, protocol).cpu().numpy()
+    return prepare_prediction(prob, protocol, post=post).cpu().numpy()
 
 
 SLICE_BATCH = 8  # slices per predict call of a 2D method: the unit of progress
@@ -199,7 +199,7 @@ def _predict_in_batches(method: Method, image: np.ndarray, prev: np.ndarray | No
 
 def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | None = None,
                    protocol: str | Protocol = "wpunet-2019", first_prev: np.ndarray | None = None,
-                   progress: bool = False) -> Prediction:
+                   progress: bool = False, post: Any = None) -> Prediction:
     """Boundary probability of every slice of ``volume``.
 
     Parameters
@@ -218,6 +218,9 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
         ``volume.meta["prev_boundary"]`` or a bootstrap, see module docs).
     progress : bool
         Show progress per slice batch (:mod:`grainbench.progress`).
+    post : str or PostProcessor, optional
+        What turns a chained prediction into the mask fed on (default: the
+        protocol's pipeline); the same post-processor that scores it.
     """
     protocol = get_protocol(protocol)
     image = _image(volume)
@@ -251,7 +254,7 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
         how = "given"
     else:  # bootstrap slice 0 from the method's own prediction with an empty mask
         empty = np.zeros((1, *image.shape[1:]), bool)
-        first = _postprocess(method.predict(image[:1], empty), protocol)[0]
+        first = _postprocess(method.predict(image[:1], empty), protocol, post)[0]
         how = "bootstrap"
     if mode == "oracle":
         if not isinstance(volume, Volume) or volume.boundary is None:
@@ -264,7 +267,7 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
         with progress_bar(f"{method.name}: predicting ({mode})", image.shape[0], enabled=progress) as bar:
             for z in range(image.shape[0]):
                 prob[z] = method.predict(image[z:z + 1], prev_mask[None])[0]
-                prev_mask = _postprocess(prob[z], protocol)[0]
+                prev_mask = _postprocess(prob[z], protocol, post)[0]
                 bar.advance()
                 if (z + 1) % SLICE_BATCH == 0 or z + 1 == image.shape[0]:
                     bar.line(f"{z + 1}/{image.shape[0]} slices")
@@ -284,7 +287,7 @@ def _check_prob(prob: np.ndarray, shape: tuple[int, ...], method: Method) -> np.
 def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpunet-2019",
              modes: tuple[str, ...] | None = None, device: str | None = "cpu",
              on_prediction: Callable[[Prediction], None] | None = None, tolerant: bool = False,
-             metrics: str = "standard", progress: bool = False) -> list[dict[str, Any]]:
+             metrics: str = "standard", progress: bool = False, post: Any = None) -> list[dict[str, Any]]:
     """Predict and score ``volume``; one record per mode (both modes for ``"2d+prev"`` methods).
 
     Each record holds the method, its config, the preset of its weights, the
@@ -294,7 +297,9 @@ def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpun
     :class:`Prediction` before it is scored (the runner draws figures from it);
     ``tolerant`` adds seed 003's normalised-Gaussian scores and ``metrics="extended"`` the
     extended group (see :func:`~grainbench.scoring.score`);
-    ``progress`` reports prediction per slice batch and scoring per mode.
+    ``progress`` reports prediction per slice batch and scoring per mode; ``post`` (a name or a
+    :class:`~grainbench.postprocessors.PostProcessor`) turns probabilities into boundaries, for the
+    chain and for the scores alike.
     """
     from .scoring import score
 
@@ -305,7 +310,7 @@ def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpun
         modes = MODES if method.context == "2d+prev" else (None,)
     records = []
     for mode in modes:
-        pred = predict_volume(method, volume, mode=mode, protocol=protocol, progress=progress)
+        pred = predict_volume(method, volume, mode=mode, protocol=protocol, progress=progress, post=post)
         if on_prediction is not None:
             on_prediction(pred)
         t0 = time.perf_counter()
@@ -313,7 +318,7 @@ def evaluate(method: Method, volume: Volume, *, protocol: str | Protocol = "wpun
         with progress_bar(f"{method.name}: scoring{f' ({mode})' if mode else ''}", None, enabled=progress) as bar:
             bar.line(f"{len(pred.prob)} slices")
             result = score(pred.prob, volume.boundary, protocol, device=device, slice_ids=slice_ids,
-                           tolerant=tolerant, metrics=metrics)
+                           tolerant=tolerant, metrics=metrics, post=post)
             bar.line("done")
         score_seconds = time.perf_counter() - t0
         records.append({

@@ -30,7 +30,7 @@ from .errors import GrainbenchError
 from .io import atomic_write
 from .names import validate_name
 from .records import RecordError, load_records
-from .tables import assignments, format_cell, mean_and_spread, md_cell, newest, rank_rows
+from .tables import assignments, format_cell, mean_and_spread, md_cell, newest, post_label, rank_rows
 
 __all__ = ["COLUMNS_BOUNDARY", "COLUMNS_GRAIN_SIZE", "COLUMNS_PHASE", "PRIMARY", "assignments",
            "build_leaderboards", "collect", "format_cell", "mean_and_spread", "newest", "reported_results", "summarise"]
@@ -63,9 +63,10 @@ def reported_results(dataset: str | None = None) -> pd.DataFrame:
 def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
     """One row per record: identity, config and aggregate metrics.
 
-    Model arguments and preset overrides become part of the model and preset
-    labels (``unet (width=8)``, ``quick [epochs=2]``), so differently
-    configured runs never share a row. When a run was repeated (same model,
+    Model arguments, a post-processor other than the protocol's and preset
+    overrides become part of the model and preset labels (``unet (width=8)``,
+    ``unet +ws``, ``quick [epochs=2]``), so differently configured runs never
+    share a row; rows with another post-processor are ranked in the same table. When a run was repeated (same model,
     configuration, mode and seed) only its newest record counts.
     """
     rows = []
@@ -74,6 +75,9 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
         model = cfg["model"] if rec["kind"] == "run" else f"{cfg['model']} (submitted)"
         if cfg.get("model_args"):
             model += f" ({assignments(cfg['model_args'])})"
+        label = post_label(cfg.get("post"), cfg.get("post_params"))
+        if label:
+            model += f" {label}"
         preset = cfg.get("preset") or ("submission" if rec["kind"] == "submission" else "-")
         if cfg.get("preset_overrides"):
             preset += f" [{assignments(cfg['preset_overrides'])}]"

@@ -111,6 +111,12 @@ class RecordConfig(BaseModel):
     selected_on: str | None = Field(
         default=None, description="the split whose loss chose the kept weights (None: the last epoch's weights, "
                                   "as when the scored split is val)")
+    post: Name | None = Field(
+        default=None, description="post-processor that turned the probabilities into boundaries "
+                                  "(grainbench.postprocessors; None in older records: 'protocol', the protocol's own "
+                                  "threshold, closing and skeletonisation)")
+    post_params: dict[str, Scalar] = Field(
+        default_factory=dict, description="every parameter of the post-processor, as used (defaults filled in)")
 
 
 class ProtocolInfo(BaseModel):

@@ -41,6 +41,7 @@ from .methods import create_model
 from .methods.registry import get_model_class
 from .plugins import accepts
 from .paths import runs_root, user_records_dir
+from .postprocessors import DEFAULT_POST, get_postprocessor
 from .protocol import Protocol, get_protocol
 from .records import code_version, load_records, make_record, write_record
 
@@ -101,6 +102,12 @@ class RunSpec:
         The split that is scored (``test``; ``val`` trains without a validation split, see the module doc).
     init_from : InitFrom, optional
         Fine-tune: start training from these weights (:func:`resolve_init_from`).
+    post : str
+        Post-processor of the probabilities (:mod:`grainbench.postprocessors`).
+    post_params : dict
+        Every parameter of ``post``, defaults filled in. Part of the run's
+        identity (its own records), not of its work folder: another
+        post-processor reuses the trained checkpoint.
     """
 
     model: str
@@ -113,13 +120,16 @@ class RunSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     split: str = TEST
     init_from: InitFrom | None = None
+    post: str = "protocol"
+    post_params: dict[str, Any] = field(default_factory=dict)
 
     def identity(self, mode: str | None) -> dict[str, Any]:
         """The config fields that make a record belong to this run (and mode)."""
         return {"model": self.model, "dataset": self.dataset, "split": self.split, "protocol": self.protocol,
                 "preset": self.preset, "seed": self.seed, "mode": mode,
                 "model_args": dict(self.model_args), "preset_overrides": dict(self.overrides),
-                "init_from": self.init_from.to_dict() if self.init_from else None}
+                "init_from": self.init_from.to_dict() if self.init_from else None,
+                "post": self.post, "post_params": dict(self.post_params)}
 
     def work_dir(self, root: Path) -> Path:
         """Folder of this run's checkpoints: ``<root>/<dataset>/<model>/<preset>[-<settings hash>]-seed<S>``.
@@ -191,12 +201,13 @@ def completed_records(spec: RunSpec, records: list[tuple[Path, dict]], context: 
     wanted = {m: spec.identity(m) for m in modes_for(context, spec.modes, data.get_dataset(spec.dataset).serial)}
     hashes = data.dataset_hashes(spec.dataset) if dataset_hashes is None else dataset_hashes
     code = code_version() if code is None else code
+    missing = {"model_args": {}, "preset_overrides": {}, "post": DEFAULT_POST, "post_params": {}}
     for path, rec in records:
         if rec.get("kind") != "run" or rec["dataset"]["hashes"] != hashes or rec["code_version"] != code:
             continue
         cfg = rec["config"]
         for mode, ident in wanted.items():
-            same = all(_same_field(k, cfg.get(k, {} if k in ("model_args", "preset_overrides") else None), v)
+            same = all(_same_field(k, cfg.get(k) if cfg.get(k) is not None else missing.get(k), v)
                        for k, v in ident.items())
             if same and (mode not in found or rec["created"] > found[mode][0]):
                 found[mode] = (rec["created"], path)
@@ -361,6 +372,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     from .training.presets import get_preset
 
     use_deterministic()
+    post = get_postprocessor(spec.post, **spec.post_params)
     hashes = data.dataset_hashes(spec.dataset)
     done = {} if force else completed_records(spec, existing, cls.context, hashes)
     modes = modes_for(cls.context, spec.modes, data.get_dataset(spec.dataset).serial)
@@ -429,20 +441,22 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         from .scoring import prepare_ground_truth, prepare_prediction
 
         z = overlay_slice
-        binary = prepare_prediction(pred.prob[z:z + 1], protocol).cpu().numpy()[0]
+        binary = prepare_prediction(pred.prob[z:z + 1], protocol, post=post).cpu().numpy()[0]
         truth = prepare_ground_truth(test.boundary[z:z + 1], protocol).cpu().numpy()[0]  # thinned traces
         suffix = f"-{pred.mode}" if pred.mode else ""
         preset = spec.preset + "".join(f"_{k}={v}" for k, v in sorted(spec.overrides.items()))
-        name = safe_name(f"{path_component(spec.model, 'model')}{suffix}-{preset}")
+        name = safe_name(f"{path_component(spec.model, 'model')}{suffix}-{preset}"
+                         + (f"-{config_tag(post.name, post.params)}" if not post.is_default else ""))
         path = figures_dir / path_component(spec.dataset, "dataset") / f"{name}-overlay.png"
         figures.append(save_png(error_overlay(test.image[z], binary, truth, tolerance=2.0), path))
         overlay_of[pred.mode] = path
 
-    log(f"{spec.model}: predicting and scoring {spec.dataset}/{spec.split} ({len(test)} slices)")
+    using = "" if post.is_default else f", post-processor {post.name} {post.params}"
+    log(f"{spec.model}: predicting and scoring {spec.dataset}/{spec.split} ({len(test)} slices{using})")
     todo = tuple(m for m in modes if m not in done)
     results = evaluate(method, test, protocol=protocol, modes=todo if cls.context == "2d+prev" else None,
                        device=str(resolve_device(device)), on_prediction=draw if spec.seed == 0 else None,
-                       tolerant=tolerant, metrics=metrics, progress=progress)
+                       tolerant=tolerant, metrics=metrics, progress=progress, post=post)
     paths = [done[m] for m in modes if m in done]
     preset_config = None
     if learns:
@@ -479,12 +493,22 @@ def _read_fit_info(path: Path) -> dict[str, Any]:
     return info
 
 
+def post_for(cls: type, post: str | None = None, post_params: dict[str, Any] | None = None) -> Any:
+    """The post-processor a run of method class ``cls`` uses: ``post`` (the CLI's ``--post``) or the
+    class's ``post`` attribute, with the class's ``post_params`` (when its own post-processor is used)
+    updated by ``post_params``; checked (:class:`~grainbench.errors.ConfigError`)."""
+    name = post or getattr(cls, "post", DEFAULT_POST)
+    own = dict(getattr(cls, "post_params", {}) or {}) if name == getattr(cls, "post", DEFAULT_POST) else {}
+    return get_postprocessor(name, **{**own, **(post_params or {})})
+
+
 def validate_run(models: list[str], dataset: str, *, preset: str, modes: tuple[str, ...] | None,
                  model_args: dict[str, Any], overrides: dict[str, Any], device: str | None,
-                 split: str = TEST, init_from: InitFrom | None = None) -> None:
+                 split: str = TEST, init_from: InitFrom | None = None,
+                 post: str | None = None, post_params: dict[str, Any] | None = None) -> None:
     """Everything a run can check before any work: names, device, preset after overrides, model
-    arguments, modes on non-serial data, the scored split, the method of ``init_from``, the dataset's
-    lock file. Raises a GrainbenchError naming it."""
+    arguments, post-processor, modes on non-serial data, the scored split, the method of ``init_from``,
+    the dataset's lock file. Raises a GrainbenchError naming it."""
     from ._backend import resolve_device
     from .training.presets import get_preset
 
@@ -500,6 +524,7 @@ def validate_run(models: list[str], dataset: str, *, preset: str, modes: tuple[s
     for name in models:
         cls = get_model_class(name)  # fail on a typo before any training starts
         modes_for(cls.context, modes, entry.serial)
+        post_for(cls, post, post_params)
         if cls.presets:
             if preset not in cls.presets:
                 raise RunError(f"method {name!r} has presets {cls.presets}, not {preset!r}")
@@ -518,13 +543,15 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
              device: str | None = None, figures_dir: Path | None = None, progress: bool = True,
              max_epochs: int | None = None, tolerant: bool = False,
              log: Callable[[str], None] = print, force: bool = False, split: str = TEST,
-             init_from: str | Path | InitFrom | None = None, metrics: str = "standard") -> list[RunOutcome]:
+             init_from: str | Path | InitFrom | None = None, metrics: str = "standard",
+             post: str | None = None, post_params: dict[str, Any] | None = None) -> list[RunOutcome]:
     """Every (model, seed) of one dataset, in order; the dataset is loaded once.
 
     ``protocol`` defaults to the dataset's protocol in the registry; ``split``
     is the split scored (``test``, or ``val`` to hold the test files back);
     ``init_from`` (a checkpoint, run folder, record or run id, see
     :func:`resolve_init_from`) makes every run a fine-tune of those weights.
+    ``post`` and ``post_params`` override each method's post-processor (:func:`post_for`).
     """
     records_dir = user_records_dir() if records_dir is None else records_dir
     work_root = runs_root() if work_root is None else work_root
@@ -533,7 +560,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     if init_from is not None and not isinstance(init_from, InitFrom):
         init_from = resolve_init_from(init_from, records_dir=records_dir, work_root=work_root)
     validate_run(models, dataset, preset=preset, modes=modes, model_args=model_args or {},
-                 overrides=overrides or {}, device=device, split=split, init_from=init_from)
+                 overrides=overrides or {}, device=device, split=split, init_from=init_from,
+                 post=post, post_params=post_params)
     cache = DataCache()
     existing = existing_records(records_dir, dataset)  # read once; each run adds what it writes
     outcomes = []
@@ -544,10 +572,11 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
         ignored = sorted(set(model_args or {}) - set(args))
         if ignored:
             log(f"{name}: takes no {', '.join(ignored)}; ignored for it")
+        chosen = post_for(cls, post, post_params)
         for seed in seeds:
             spec = RunSpec(model=name, dataset=dataset, preset=preset, seed=seed, protocol=protocol_id,
                            modes=modes, model_args=args, overrides=dict(overrides or {}), split=split,
-                           init_from=init_from)
+                           init_from=init_from, post=chosen.name, post_params=chosen.params)
             t0 = time.perf_counter()
             outcome = run_one(spec, records_dir=records_dir, work_root=work_root, device=device,
                               figures_dir=figures_dir, cache=cache, progress=progress, max_epochs=max_epochs,

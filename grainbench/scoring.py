@@ -23,6 +23,7 @@ from .metrics.rand import ari_from_table, ri_from_table
 from .metrics.tolerant import gaussian_score
 from .metrics.topology import betti_error, cldice
 from .postprocess import crop_border, thin_boundary
+from .postprocessors import PostProcessor, get_postprocessor
 from .protocol import METRIC_GROUPS, Protocol, get_protocol
 
 
@@ -33,17 +34,25 @@ class ScoreResult:
     per_slice: pd.DataFrame
     aggregate: dict[str, float]
     protocol: Protocol
+    post: PostProcessor | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "protocol": self.protocol.id,
+            "post": (self.post or get_postprocessor()).to_dict(),
             "aggregate": self.aggregate,
             "per_slice": self.per_slice.to_dict(orient="records"),
         }
 
 
-def prepare_prediction(pred: ArrayLike, protocol: Protocol, *, device: DeviceLike = None) -> torch.Tensor:
+def prepare_prediction(pred: ArrayLike, protocol: Protocol, *, device: DeviceLike = None,
+                       post: str | PostProcessor | None = None) -> torch.Tensor:
     """Binarise, close and thin a prediction per the protocol; returns a (Z, H, W) bool tensor.
+
+    ``post`` (a name or a :class:`~grainbench.postprocessors.PostProcessor`,
+    default ``"protocol"``: the protocol's threshold, closing and
+    skeletonisation) turns a probability map into boundaries; binary
+    predictions never go through it.
 
     The closing belongs to turning a network's probability into boundaries, so
     it is applied to probability maps only. A binary prediction is taken as
@@ -54,15 +63,17 @@ def prepare_prediction(pred: ArrayLike, protocol: Protocol, *, device: DeviceLik
     are binary and which are probabilities is the input contract of
     :mod:`grainbench.contract`, the same for every entry point.
     """
+    post = get_postprocessor(post)
     read = interpret(pred, name="pred")  # mask or probability: the input contract decides
-    b = read.values if read.kind == "mask" else read.values > protocol.threshold
-    check_spatial(b, "pred")
+    check_spatial(read.values, "pred")
+    if read.kind == "probability":
+        values = read.values
+        b = torch.from_numpy(post(values, protocol)).to(values.device)
+        return b.to(resolve_device(device) if device is not None else b.device)
+    b = read.values
     if b.ndim == 2:
         b = b[None]
-    if read.kind == "probability":
-        if protocol.closing_size > 1 or protocol.skeletonize:
-            b = thin_boundary(b, closing_size=protocol.closing_size, skeleton=protocol.skeletonize)
-    elif protocol.thin_gt:
+    if protocol.thin_gt:
         # Under a protocol for traced (thick) masks a binary prediction is a trace too.
         b = thin_boundary(b, closing_size=protocol.closing_size, skeleton=True)
     return b.to(resolve_device(device) if device is not None else b.device)
@@ -138,7 +149,8 @@ def _score_phase_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protocol)
 
 def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-2019", *,
           device: DeviceLike = None, slice_ids: list[Any] | None = None, tolerant: bool = False,
-          metrics: str = "standard") -> ScoreResult:
+          metrics: str = "standard",
+          post: str | PostProcessor | None = None, post_params: dict[str, Any] | None = None) -> ScoreResult:
     """Score a prediction against the ground truth, slice by slice.
 
     Parameters
@@ -180,6 +192,13 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
     (:data:`grainbench.protocol.GRAIN_SIZE_METRICS`): ``astm_g_error``,
     ``grain_count_ratio`` (predicted / true grains; NaN without true grains)
     and ``intercept_js`` (see :func:`grainbench.metrics.grains.grain_size_agreement`).
+    post : str or PostProcessor, optional
+        What turns a probability map into boundaries
+        (:mod:`grainbench.postprocessors`; default ``"protocol"``, the
+        protocol's threshold, closing and skeletonisation). Binary
+        predictions are scored as given whatever ``post`` is.
+    post_params : dict, optional
+        Parameters of ``post`` over its defaults (checked: one-line ``ConfigError``).
 
     Returns
     -------
@@ -190,7 +209,8 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
     if metrics not in METRIC_GROUPS:
         raise ValueError(f"unknown metric group {metrics!r}; known: {', '.join(METRIC_GROUPS)}")
     protocol = get_protocol(protocol)
-    p = prepare_prediction(pred, protocol, device=device)
+    post = get_postprocessor(post, **(post_params or {}))
+    p = prepare_prediction(pred, protocol, device=device, post=post)
     g = prepare_ground_truth(gt, protocol, device=p.device)
     check_same_shape(p, g)
     p = crop_border(p, protocol.crop)
@@ -212,4 +232,4 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
         rows.append({"slice": sid, **row})
     table = pd.DataFrame(rows)
     aggregate = {k: float(table[k].mean()) for k in table.columns if k != "slice"}
-    return ScoreResult(per_slice=table, aggregate=aggregate, protocol=protocol)
+    return ScoreResult(per_slice=table, aggregate=aggregate, protocol=protocol, post=post)

@@ -27,6 +27,20 @@ def assignments(values: dict | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted((values or {}).items()))
 
 
+def post_label(name: str | None, params: dict | None) -> str:
+    """How a row marks its post-processor: ``""`` for the protocol's own (or none recorded), else e.g.
+    ``+ws`` or ``+ws(h=0.1)`` (parameters that differ from the defaults; an unknown name as ``+<name>``)."""
+    from .errors import ConfigError
+    from .postprocessors import DEFAULT_POST, get_postprocessor
+
+    if not name or name == DEFAULT_POST:
+        return ""
+    try:
+        return get_postprocessor(name, **(params or {})).label
+    except ConfigError:  # a record from other code: show what it says
+        return f"+{name}" + (f"({assignments(params)})" if params else "")
+
+
 def newest(runs: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     """Only the newest row (by ``created``) of each ``key``, in the original order, without ``created``."""
     latest = runs.sort_values("created", kind="stable").drop_duplicates(key, keep="last")

@@ -17,6 +17,8 @@ from ..leaderboard import (
     format_cell,
 )
 from ..plugins import parse_assignments
+from ..postprocessors import list_postprocessors
+from ..errors import ConfigError
 from ..records import require_clean_tree
 from ..runner import RunError, run_many, summary_table
 from ._console import console, err_console
@@ -51,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="constructor argument of every model, e.g. width=8 (repeatable)")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="change a preset field for this run, e.g. epochs=2 (repeatable; recorded)")
+    p.add_argument("--post", metavar="NAME",
+                   help=f"post-processor of the probabilities for every model (default: each method's own, "
+                        f"usually protocol; known: {', '.join(list_postprocessors())}); recorded, reuses checkpoints")
+    p.add_argument("--post-param", action="append", metavar="KEY=VALUE",
+                   help="parameter of the post-processor, e.g. h_distance=2 (repeatable; recorded)")
     p.add_argument("--records", type=Path, default=None,
                    help="where records go (default <runs>/records; see --publish)")
     p.add_argument("--leaderboards", type=Path, default=None,
@@ -112,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         records_dir=args.records, work_root=args.workdir,
         device=device, figures_dir=figures, max_epochs=args.max_epochs, tolerant=args.tolerant, force=args.force,
         metrics=args.metrics, split=args.split, init_from=args.init_from,
+        post=args.post, post_params=parse_assignments(args.post_param, "--post-param", error=ConfigError),
         log=lambda msg: err_console.print(escape(msg), highlight=False))
     for o in outcomes:
         for path in o.records:

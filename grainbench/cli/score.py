@@ -10,8 +10,10 @@ import numpy as np
 from rich.table import Table
 
 from .._backend import resolve_device
-from ..errors import InputFileError, OutputError
+from ..errors import ConfigError, InputFileError, OutputError
 from ..io import atomic_write, read_array
+from ..plugins import parse_assignments
+from ..postprocessors import get_postprocessor, list_postprocessors
 from ..protocol import METRIC_GROUPS, get_protocol, list_protocols
 from ..scoring import score
 from ._console import console
@@ -30,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", default="wpunet-2019",
                    help=f"scoring protocol (default wpunet-2019; known: "
                         f"{', '.join(x.name for x in list_protocols())})")
+    p.add_argument("--post", default=None, metavar="NAME",
+                   help=f"post-processor of a probability map (default protocol; known: "
+                        f"{', '.join(list_postprocessors())})")
+    p.add_argument("--post-param", action="append", metavar="KEY=VALUE",
+                   help="parameter of the post-processor, e.g. h_distance=2 (repeatable)")
     p.add_argument("--pred-key", help="HDF5 dataset of the prediction")
     p.add_argument("--gt-key", help="HDF5 dataset of the ground truth")
     p.add_argument("--axes", default="ZHW", choices=["ZHW", "HWZ"],
@@ -62,6 +69,7 @@ def _load(path: str, key: str | None, axes: str, what: str) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     protocol = get_protocol(args.protocol)
+    post = get_postprocessor(args.post, **parse_assignments(args.post_param, "--post-param", error=ConfigError))
     resolve_device(args.device)  # a bad --device fails before anything is read
     if args.json is not None and args.json.is_dir():
         raise OutputError(f"{args.json}: --json is a folder; give a file name")
@@ -79,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputFileError(f"{args.pred}: shape {pred.shape} differs from {args.gt}: shape {gt.shape}")
         source = f"{args.pred} vs {args.gt}"
     try:
-        result = score(pred, gt, protocol, device=args.device, metrics=args.metrics)
+        result = score(pred, gt, protocol, device=args.device, metrics=args.metrics, post=post)
     except ValueError as exc:
         raise InputFileError(f"{args.pred or 'example'}: {exc}") from None
 
@@ -94,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
 def print_aggregate(result, source: str, *, per_slice: bool = False) -> None:
     """Print a score result as a rich table: the mean of each metric, or one row per slice."""
     protocol = result.protocol
-    console.print(f"[bold]{source}[/] — protocol [cyan]{protocol.id}[/], {len(result.per_slice)} slice(s)")
+    post = result.post
+    using = f", post-processor [cyan]{post.name}[/] {post.params}" if post is not None and not post.is_default else ""
+    console.print(f"[bold]{source}[/] — protocol [cyan]{protocol.id}[/]{using}, {len(result.per_slice)} slice(s)")
     table = Table(show_header=True, header_style="bold")
     if per_slice:
         columns = [c for c in result.per_slice.columns if c != "slice"]

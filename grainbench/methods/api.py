@@ -100,6 +100,12 @@ class Method(ABC):
         Training presets the method supports; empty for methods without training.
     description : str
         One line for listings.
+    post, post_params : str, dict
+        The post-processor that turns this method's probabilities into
+        boundaries, and its parameters (:mod:`grainbench.postprocessors`;
+        default ``"protocol"``, the protocol's own pipeline). ``grainbench
+        run --post NAME --post-param KEY=VALUE`` overrides them; the record
+        stores the name and every parameter.
     """
 
     name: ClassVar[str] = ""
@@ -107,6 +113,8 @@ class Method(ABC):
     reference: ClassVar[str] = ""
     presets: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    post: ClassVar[str] = "protocol"
+    post_params: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
