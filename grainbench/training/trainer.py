@@ -45,8 +45,8 @@ def seed_everything(seed: int) -> None:
 
 def _val_batches(volume: Volume, preset: Preset, context: str, depth: int) -> list[Batch]:
     """A fixed grid of non-overlapping validation crops, at most ``preset.val_patches``."""
-    image, boundary = volume_arrays(volume)
-    z, h, w = image.shape
+    image, boundary = volume_arrays(volume)  # (Z, C, H, W)
+    z, _, h, w = image.shape
     p = min(preset.patch_size, h, w)
     p -= p % 16  # networks halve the size four times
     if context == "3d":
@@ -55,7 +55,7 @@ def _val_batches(volume: Volume, preset: Preset, context: str, depth: int) -> li
                  for x in range(0, w - p + 1, p)]
 
         def crop(chunk: list[tuple[int, int, int]]) -> Batch:
-            return Batch(np.stack([image[k:k + d, y:y + p, x:x + p][None] for k, y, x in chunk]),
+            return Batch(np.stack([image[k:k + d, :, y:y + p, x:x + p].transpose(1, 0, 2, 3) for k, y, x in chunk]),
                          np.stack([boundary[k:k + d, y:y + p, x:x + p] for k, y, x in chunk]), None)
 
         return _grid_batches(cells, preset, crop)
@@ -65,10 +65,10 @@ def _val_batches(volume: Volume, preset: Preset, context: str, depth: int) -> li
 
     def crop(chunk: list[tuple[int, int, int]]) -> Batch:
         if context == "2.5d":
-            img = np.stack([image[np.clip(np.arange(k - depth, k + depth + 1), 0, z - 1), y:y + p, x:x + p]
-                            for k, y, x in chunk])
+            img = np.stack([image[np.clip(np.arange(k - depth, k + depth + 1), 0, z - 1), :, y:y + p, x:x + p]
+                            .reshape(-1, p, p) for k, y, x in chunk])
         else:
-            img = np.stack([image[k, y:y + p, x:x + p][None] for k, y, x in chunk])
+            img = np.stack([image[k, :, y:y + p, x:x + p] for k, y, x in chunk])
         bnd = np.stack([boundary[k, y:y + p, x:x + p] for k, y, x in chunk])
         prev = (np.stack([boundary[k - 1, y:y + p, x:x + p] for k, y, x in chunk])
                 if context == "2d+prev" else None)
