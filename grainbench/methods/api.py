@@ -69,6 +69,11 @@ class FitResult:
         ``train_loss`` and ``val_loss`` per epoch.
     checkpoint : str or None
         Path of the best checkpoint, when a checkpoint directory was given.
+    stopped_early : bool
+        Training ended before the preset's ``epochs`` because the validation
+        loss had not improved for ``patience`` epochs (early stopping).
+    stop_epoch : int
+        Number of epochs done when it stopped early (``epochs``), -1 otherwise.
     """
 
     preset: str
@@ -81,6 +86,8 @@ class FitResult:
     patches_per_s: float = 0.0
     history: dict[str, list[float]] = field(default_factory=dict)
     checkpoint: str | None = None
+    stopped_early: bool = False
+    stop_epoch: int = -1
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

@@ -51,7 +51,7 @@ class TorchMethod(Method):
         The network's settings, stored in :meth:`config` (e.g. ``width=16``).
     """
 
-    presets: ClassVar[tuple[str, ...]] = ("paper", "quick")
+    presets: ClassVar[tuple[str, ...]] = ("paper", "standard", "quick")
     #: Preset fields a method changes for itself, by preset name (e.g. smaller 3D
     #: patches under ``quick``); the caller's overrides still win. Recorded like any field.
     preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
