@@ -38,7 +38,7 @@ def test_parameter_count_at_default_width(name):
     info = model_info(name)
     assert info.available and info.params == PARAMS[name]
     assert info.context == ("2.5d" if name == "unet_bdclstm" else "2d")
-    assert info.presets == ("paper", "quick")
+    assert info.presets == ("paper", "standard", "quick")
 
 
 def test_segnet_matches_the_paper_count():
