@@ -48,7 +48,8 @@ class WPUNetNet(nn.Module):
         self.fusion = fusion
         extra = 1 if fusion == "multi" else 0
         w = level_widths(width)
-        self.downs = nn.ModuleList([DoubleConv(in_channels + 1, w[0])] + [DoubleConv(w[i - 1] + extra, w[i]) for i in (1, 2, 3)])
+        self.downs = nn.ModuleList([DoubleConv(in_channels + 1, w[0])]
+                                   + [DoubleConv(w[i - 1] + extra, w[i]) for i in (1, 2, 3)])
         self.bottom = DoubleConv(w[3], w[4])
         self.decoder = Decoder(w, num_classes)
 

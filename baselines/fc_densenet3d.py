@@ -98,5 +98,6 @@ class FCDenseNet3D(TorchMethod):
 
     def build_network(self) -> nn.Module:
         c = self._config
-        return FCDenseNet3DNet(in_channels=self.net_in_channels, num_classes=2, variant=c["variant"], width=c["width"],
+        return FCDenseNet3DNet(in_channels=self.net_in_channels, num_classes=2, variant=c["variant"],
+                               width=c["width"],
                                z_pools=c["z_pools"])

@@ -154,5 +154,6 @@ class UNet3D(TorchMethod):
 
     def build_network(self) -> nn.Module:
         c = self._config
-        return UNet3DNet(in_channels=self.net_in_channels, num_classes=2, width=c["width"] or 32, residual=c["residual"],
+        return UNet3DNet(in_channels=self.net_in_channels, num_classes=2, width=c["width"] or 32,
+                         residual=c["residual"],
                          z_pools=c["z_pools"])

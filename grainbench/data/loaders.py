@@ -308,7 +308,8 @@ def load(name: str, split: str = "test") -> Volume:
         require_installed(ds)  # raises for unpinned layouts
         raise DatasetError(f"dataset '{name}': no loader for layout {kind!r}")  # pragma: no cover
     meta["slices"] = list(range(a, b))
-    return normalise(with_channels(arrays["image"], ds.channels, where=full), arrays.get("boundary"), arrays.get("labels"), name=full,
+    return normalise(with_channels(arrays["image"], ds.channels, where=full), arrays.get("boundary"),
+                     arrays.get("labels"), name=full,
                      serial=ds.serial, meta=meta, threshold=ds.layout.get("threshold", 127))
 
 
