@@ -40,21 +40,24 @@ class WPUNetNet(nn.Module):
     ``WPUNetNet(width=64, fusion="multi")`` has 31,051,074 parameters (31.05M).
     """
 
-    def __init__(self, num_classes: int = 2, width: int = 64, fusion: str = "multi") -> None:
+    def __init__(self, num_classes: int = 2, width: int = 64, fusion: str = "multi", in_channels: int = 1) -> None:
         super().__init__()
+        self.in_channels = in_channels  # image channels; the previous mask is one more input channel
         if fusion not in ("multi", "layer1"):
             raise ValueError(f"fusion must be 'multi' (layers 1-4) or 'layer1', got {fusion!r}")
         self.fusion = fusion
         extra = 1 if fusion == "multi" else 0
         w = level_widths(width)
-        self.downs = nn.ModuleList([DoubleConv(2, w[0])] + [DoubleConv(w[i - 1] + extra, w[i]) for i in (1, 2, 3)])
+        self.downs = nn.ModuleList([DoubleConv(in_channels + 1, w[0])]
+                                   + [DoubleConv(w[i - 1] + extra, w[i]) for i in (1, 2, 3)])
         self.bottom = DoubleConv(w[3], w[4])
         self.decoder = Decoder(w, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != 2:
-            raise ValueError(f"WPU-Net expects 2 input channels (image, previous mask), got {x.shape[1]}")
-        last = x[:, 1:2]
+        if x.shape[1] != self.in_channels + 1:
+            raise ValueError(f"WPU-Net expects {self.in_channels + 1} input channels (image, previous mask), "
+                             f"got {x.shape[1]}")
+        last = x[:, -1:]
         skips = []
         for i, down in enumerate(self.downs):
             if i == 0:

@@ -180,5 +180,5 @@ class AttentionUNet(TorchMethod):
         super().__init__(width=width, **kw)
 
     def build_network(self) -> nn.Module:
-        return AttentionUNetNet(in_channels=self.in_channels, num_classes=2,
+        return AttentionUNetNet(in_channels=self.net_in_channels, num_classes=2,
                                 width=self._width())

@@ -7,6 +7,13 @@ response ``r``. The returned "probability" is ``r / (r + t)``, which is
 above 0.5 exactly where ``r > t``, so the protocol's argmax, closing and
 skeletonisation turn it into boundaries like any network output. Every
 leaderboard shows it, so one can see what learning adds.
+
+Colour (``in_channels > 1``, e.g. tint-etched TBM crops): boundaries are
+changes of colour rather than dark lines, so the response is the colour
+gradient instead, the root sum of squares of the per-channel Sobel gradients
+of the smoothed channels (:func:`colour_gradient`), thresholded by Otsu the
+same way. Grey input is unchanged. On tbm val this lowers VI from 4.29 (grey
+ridge) to 3.76; the per-channel ridge maximum gave 4.00.
 """
 
 from __future__ import annotations
@@ -15,7 +22,20 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters
 
-from grainbench.methods import Method, check_volume_input
+from grainbench.methods import Method, check_in_channels, check_volume_input
+
+
+def colour_gradient(image: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+    """Colour gradient magnitude of one (C, H, W) slice: sqrt of the sum over channels of Sobel magnitude squared.
+
+    Each channel is smoothed with a Gaussian of ``smoothing`` pixels first
+    (none for 0); :func:`skimage.filters.sobel` gives each channel's gradient magnitude.
+    """
+    total = np.zeros(image.shape[-2:], np.float64)
+    for ch in image:
+        smooth = ndi.gaussian_filter(ch, smoothing) if smoothing > 0 else ch
+        total += filters.sobel(smooth).astype(np.float64) ** 2
+    return np.sqrt(total)
 
 
 class Classical(Method):
@@ -28,7 +48,9 @@ class Classical(Method):
     sigmas : tuple of float
         Scales of the Sato filter (pixels).
     dark_boundaries : bool
-        Boundaries are darker than grains (etched optical micrographs).
+        Boundaries are darker than grains (etched optical micrographs); grey input only.
+    in_channels : int
+        Image channels (1 = grey: Sato ridges; more: :func:`colour_gradient`).
     """
 
     name = "classical"
@@ -37,22 +59,25 @@ class Classical(Method):
     description = "Gaussian smoothing + Sato ridge filter + per-slice Otsu threshold"
     presets = ()
 
-    def __init__(self, smoothing: float = 1.0, sigmas: tuple[float, ...] = (1.0, 2.0), dark_boundaries: bool = True
-                 ) -> None:
+    def __init__(self, smoothing: float = 1.0, sigmas: tuple[float, ...] = (1.0, 2.0), dark_boundaries: bool = True,
+                 in_channels: int = 1) -> None:
         self.smoothing, self.sigmas, self.dark_boundaries = float(smoothing), tuple(sigmas), bool(dark_boundaries)
+        self.in_channels = check_in_channels(in_channels, "classical")
 
     def config(self) -> dict:
         return {**super().config(), "smoothing": self.smoothing, "sigmas": list(self.sigmas),
-                "dark_boundaries": self.dark_boundaries}
+                "dark_boundaries": self.dark_boundaries, "in_channels": self.in_channels}
 
     def ridge(self, image: np.ndarray) -> np.ndarray:
-        """Ridge response of one (H, W) slice, >= 0."""
+        """Boundary response >= 0 of one (H, W) grey slice (Sato ridges) or (C, H, W) colour slice (gradient)."""
+        if image.ndim == 3:
+            return colour_gradient(image, self.smoothing)
         smooth = ndi.gaussian_filter(image, self.smoothing) if self.smoothing > 0 else image
         return filters.sato(smooth, sigmas=self.sigmas, black_ridges=self.dark_boundaries)
 
     def predict(self, image: np.ndarray, prev_boundary: np.ndarray | None = None) -> np.ndarray:
-        image = check_volume_input(image, prev_boundary, self.context)
-        out = np.empty(image.shape, np.float32)
+        image = check_volume_input(image, prev_boundary, self.context, self.in_channels)
+        out = np.empty((image.shape[0], *image.shape[-2:]), np.float32)
         for z, sl in enumerate(image):
             r = self.ridge(sl)
             t = filters.threshold_otsu(r) if np.ptp(r) > 0 else np.inf

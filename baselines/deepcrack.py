@@ -109,4 +109,4 @@ class DeepCrack(DeeplySupervised):
     description = "DeepCrack (Zou 2019): SegNet encoder-decoder, 5 deeply supervised skip-layer fusions"
 
     def build_network(self) -> nn.Module:
-        return DeepCrackNet(self.in_channels, width=self.width)
+        return DeepCrackNet(self.net_in_channels, width=self.width)

@@ -99,4 +99,4 @@ class DefectSegNet(TorchMethod):
         super().__init__(width=width, **kw)
 
     def build_network(self) -> nn.Module:
-        return DefectSegNetNet(self.in_channels, width=self._config["width"] or PAPER_WIDTH)
+        return DefectSegNetNet(self.net_in_channels, width=self._config["width"] or PAPER_WIDTH)

@@ -41,7 +41,7 @@ from skimage import filters
 from skimage.morphology import skeletonize
 
 from grainbench.extras import require
-from grainbench.methods import Method, check_volume_input
+from grainbench.methods import Method, check_in_channels, check_volume_input
 
 _FOUR = ndi.generate_binary_structure(2, 1)
 _RIGHT = np.array([[0, 0, 0], [0, 0, 1], [0, 0, 0]])
@@ -87,8 +87,8 @@ class FastFineCut(Method):
     presets = ()
 
     def __init__(self, band: int = 6, smoothing: float = 1.0, sigmas: tuple[float, ...] = (1.0, 2.0),
-                 beta: float = 6.0, prev_weight: float = 0.5, prior: float = 0.005, dark_boundaries: bool = True
-                 ) -> None:
+                 beta: float = 6.0, prev_weight: float = 0.5, prior: float = 0.005, dark_boundaries: bool = True,
+                 in_channels: int = 1) -> None:
         require("maxflow", "finecut", "method 'fast_finecut'")  # fail at creation, naming the extra
 
         if band < 1:
@@ -98,17 +98,26 @@ class FastFineCut(Method):
         self.band, self.smoothing, self.sigmas = int(band), float(smoothing), tuple(float(s) for s in sigmas)
         self.beta, self.prev_weight, self.prior = float(beta), float(prev_weight), float(prior)
         self.dark_boundaries = bool(dark_boundaries)
+        self.in_channels = check_in_channels(in_channels, "fast_finecut")
 
     def config(self) -> dict:
         return {**super().config(), "band": self.band, "smoothing": self.smoothing, "sigmas": list(self.sigmas),
                 "beta": self.beta, "prev_weight": self.prev_weight, "prior": self.prior,
-                "dark_boundaries": self.dark_boundaries}
+                "dark_boundaries": self.dark_boundaries, "in_channels": self.in_channels}
 
     # -- the energy ---------------------------------------------------------------------
     def evidence(self, image: np.ndarray) -> np.ndarray:
-        """Boundary evidence of one (H, W) slice in [0, 1): ridge response ``r / (r + otsu(r))``."""
-        smooth = ndi.gaussian_filter(image, self.smoothing) if self.smoothing > 0 else image
-        r = filters.sato(smooth, sigmas=self.sigmas, black_ridges=self.dark_boundaries)
+        """Boundary evidence of one (H, W) slice in [0, 1): ridge response ``r / (r + otsu(r))``.
+
+        A (C, H, W) colour slice uses the colour gradient of the classical floor instead of the ridge filter.
+        """
+        if image.ndim == 3:
+            from .classical import colour_gradient
+
+            r = colour_gradient(image, self.smoothing)
+        else:
+            smooth = ndi.gaussian_filter(image, self.smoothing) if self.smoothing > 0 else image
+            r = filters.sato(smooth, sigmas=self.sigmas, black_ridges=self.dark_boundaries)
         t = filters.threshold_otsu(r) if np.ptp(r) > 0 else 0.0
         return r / (r + t) if t > 0 else np.zeros_like(r)
 
@@ -131,7 +140,7 @@ class FastFineCut(Method):
 
         prev_boundary = np.asarray(prev_boundary, bool)
         grains, n = previous_grains(prev_boundary)
-        h, w = image.shape
+        h, w = image.shape[-2:]
         if n <= 1:  # nothing to propagate: one grain (or none) stays one grain
             return np.zeros((h, w), bool)
         w_right, w_down = self.edge_costs(self.evidence(image), prev_boundary)
@@ -166,7 +175,7 @@ class FastFineCut(Method):
         return skeletonize(boundary)
 
     def predict(self, image: np.ndarray, prev_boundary: np.ndarray | None = None) -> np.ndarray:
-        image = check_volume_input(image, prev_boundary, self.context)
+        image = check_volume_input(image, prev_boundary, self.context, self.in_channels)
         prev = np.asarray(prev_boundary, bool)
         if prev.ndim == 2:
             prev = prev[None]

@@ -187,5 +187,5 @@ class FCDenseNet(TorchMethod):
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self._config['variant']!r}")
 
     def build_network(self) -> nn.Module:
-        return FCDenseNetNet(in_channels=self.in_channels, num_classes=2, variant=self._config["variant"],
+        return FCDenseNetNet(in_channels=self.net_in_channels, num_classes=2, variant=self._config["variant"],
                              width=self._config["width"])

@@ -83,7 +83,9 @@ class FCDenseNet3D(TorchMethod):
     # The 2D quick preset (96 patches of 16 x 128 x 128 per epoch) takes over an hour on
     # two CPU cores for a 3D net; these keep a quick fit to a few minutes.
     preset_defaults = {"quick": {"patch_depth": 8, "patch_size": 64, "patches_per_epoch": 32, "batch_size": 4,
-                                 "val_patches": 8}}
+                                 "val_patches": 8},
+                       "standard": {"patch_depth": 8, "patch_size": 64, "patches_per_epoch": 32, "batch_size": 4,
+                                    "val_patches": 8}}
 
     def __init__(self, width: int | None = None, variant: str | None = None, z_pools: int | None = None, *,
                  tile: int = 128, margin: int = 16, batch_size: int = 2, tile_depth: int = 16,
@@ -96,5 +98,6 @@ class FCDenseNet3D(TorchMethod):
 
     def build_network(self) -> nn.Module:
         c = self._config
-        return FCDenseNet3DNet(in_channels=1, num_classes=2, variant=c["variant"], width=c["width"],
+        return FCDenseNet3DNet(in_channels=self.net_in_channels, num_classes=2, variant=c["variant"],
+                               width=c["width"],
                                z_pools=c["z_pools"])

@@ -77,4 +77,4 @@ class HED(DeeplySupervised):
     description = "HED: VGG16 trunk, 5 deeply supervised side outputs + learned fusion"
 
     def build_network(self) -> nn.Module:
-        return HEDNet(self.in_channels, width=self.width)
+        return HEDNet(self.net_in_channels, width=self.width)

@@ -96,4 +96,4 @@ class RCF(DeeplySupervised):
     description = "RCF: VGG16, all 13 conv layers feed 5 deeply supervised side outputs + fusion"
 
     def build_network(self) -> nn.Module:
-        return RCFNet(self.in_channels, width=self.width)
+        return RCFNet(self.net_in_channels, width=self.width)

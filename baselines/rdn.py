@@ -117,4 +117,4 @@ class RDN(TorchMethod):
         super().__init__(width=width, **kw)
 
     def build_network(self) -> nn.Module:
-        return RDNNet(in_channels=self.in_channels, num_classes=2, width=self._width())
+        return RDNNet(in_channels=self.net_in_channels, num_classes=2, width=self._width())

@@ -99,4 +99,4 @@ class SegNet(TorchMethod):
         super().__init__(width=width, **kw)
 
     def build_network(self) -> nn.Module:
-        return SegNetNet(in_channels=self.in_channels, num_classes=2, width=self._width())
+        return SegNetNet(in_channels=self.net_in_channels, num_classes=2, width=self._width())

@@ -37,7 +37,8 @@ class SMPUNet(TorchMethod):
     def build_network(self) -> nn.Module:
         smp = require("segmentation_models_pytorch", "smp", f"method {self.name!r}")
 
-        return smp.Unet(encoder_name=self._config["encoder"], encoder_weights=None, in_channels=1, classes=2)
+        return smp.Unet(encoder_name=self._config["encoder"], encoder_weights=None, in_channels=self.net_in_channels,
+                        classes=2)
 
 
 class UNetResNet34(SMPUNet):

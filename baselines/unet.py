@@ -29,4 +29,4 @@ class UNet(TorchMethod):
         super().__init__(width=width, **kw)
 
     def build_network(self) -> nn.Module:
-        return UNetNet(in_channels=1, num_classes=2, width=self._config["width"] or 64)
+        return UNetNet(in_channels=self.net_in_channels, num_classes=2, width=self._config["width"] or 64)

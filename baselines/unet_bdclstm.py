@@ -94,8 +94,8 @@ class UNetFeatures(UNetNet):
 class UNetBDCLSTMNet(nn.Module):
     """U-Net features of three neighbouring slices, a bidirectional ConvLSTM, a 1 x 1 classifier.
 
-    Input (N, 3, H, W): channels are slices z-1, z, z+1 (the 2.5D context of
-    depth 1); output (N, num_classes, H, W) for slice z.
+    Input (N, 3 * C, H, W): the C image channels of slices z-1, z, z+1 (the
+    2.5D context of depth 1); output (N, num_classes, H, W) for slice z.
 
     Parameters
     ----------
@@ -104,21 +104,26 @@ class UNetBDCLSTMNet(nn.Module):
         U-Net first-level channels and ConvLSTM hidden channels (64 and 64).
     kernel_size : int
         Side of the ConvLSTM gate convolutions (5).
+    in_channels : int
+        Image channels C of each slice (1 = grey, 3 = RGB).
     """
 
-    def __init__(self, num_classes: int = 2, width: int = 64, kernel_size: int = 5) -> None:
+    def __init__(self, num_classes: int = 2, width: int = 64, kernel_size: int = 5, in_channels: int = 1) -> None:
         super().__init__()
-        self.unet = UNetFeatures(1, width)
+        self.in_channels = in_channels
+        self.unet = UNetFeatures(in_channels, width)
         self.forward_lstm = ConvLSTM(width, width, kernel_size)
         self.backward_lstm = ConvLSTM(width, width, kernel_size)
         self.classifier = nn.Conv2d(2 * width, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, s, h, w = x.shape
-        if s != 3:
-            raise ValueError(f"UNet+BDCLSTM expects 3 input channels (slices z-1, z, z+1), got {s}")
+        n, k, h, w = x.shape
+        c = self.in_channels
+        if k != 3 * c:
+            raise ValueError(f"UNet+BDCLSTM expects {3 * c} input channels (slices z-1, z, z+1), got {k}")
+        s = 3
         # One U-Net pass over all 3N slices (shared weights), then back to (N, 3, C, H, W).
-        feats = self.unet(x.reshape(n * s, 1, h, w))
+        feats = self.unet(x.reshape(n * s, c, h, w))
         feats = feats.reshape(n, s, *feats.shape[1:])
         prev, cur, nxt = feats[:, 0], feats[:, 1], feats[:, 2]
         fwd = self.forward_lstm([prev, cur])
@@ -155,4 +160,4 @@ class UNetBDCLSTM(TorchMethod):
         super().__init__(width=width, **kw)
 
     def build_network(self) -> nn.Module:
-        return UNetBDCLSTMNet(num_classes=2, width=self._width())
+        return UNetBDCLSTMNet(num_classes=2, width=self._width(), in_channels=self.in_channels)

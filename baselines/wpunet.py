@@ -38,7 +38,8 @@ class WPUNet(TorchMethod):
             raise ValueError(f"fusion must be 'multi' or 'layer1', got {self._config['fusion']!r}")
 
     def build_network(self) -> nn.Module:
-        return WPUNetNet(num_classes=2, width=self._config["width"] or 64, fusion=self._config["fusion"])
+        return WPUNetNet(num_classes=2, width=self._config["width"] or 64, fusion=self._config["fusion"],
+                         in_channels=self.in_channels)
 
 
 class WPUNetLayer1(WPUNet):

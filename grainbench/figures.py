@@ -28,11 +28,19 @@ def error_overlay(image: ArrayLike, pred_boundary: ArrayLike, gt_boundary: Array
                   tolerance: float = 0.0) -> np.ndarray:
     """RGB uint8 overlay of a slice: TP cyan, FP yellow, FN red over the grey image.
 
+    ``image`` is an (H, W) grey slice or a (C, H, W) colour slice, shown as its
+    luma (:func:`grainbench.data.volume.to_grey`).
+
     With ``tolerance > 0`` a predicted pixel within that distance of the truth
     counts as TP (and a true pixel within it of the prediction is not a FN),
     matching BF1's notion of a hit.
     """
-    img = as_tensor(image, "cpu", name="image").double().numpy()
+    from .data.volume import to_grey
+
+    img = np.asarray(image)
+    if img.ndim == 3:  # (C, H, W) colour slice
+        img = to_grey(img[None])[0]
+    img = as_tensor(img, "cpu", name="image").double().numpy()
     pred = as_mask(pred_boundary, "cpu", name="pred_boundary")
     gt = as_mask(gt_boundary, "cpu", name="gt_boundary")
     if img.shape != tuple(pred.shape) or pred.shape != gt.shape:

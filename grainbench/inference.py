@@ -167,9 +167,12 @@ class Prediction:
 
 
 def _image(volume: Volume | np.ndarray) -> np.ndarray:
+    """The image as float32: (Z, H, W) grey or (Z, C, H, W) colour (:mod:`grainbench.data.volume`)."""
     img = volume.image if isinstance(volume, Volume) else np.asarray(volume)
     if img.ndim == 2:
         img = img[None]
+    if img.ndim == 4 and img.shape[1] == 1:
+        img = img[:, 0]
     if img.dtype == np.uint8:
         img = img.astype(np.float32) / 255.0
     return np.asarray(img, np.float32)
@@ -187,7 +190,7 @@ SLICE_BATCH = 8  # slices per predict call of a 2D method: the unit of progress
 def _predict_in_batches(method: Method, image: np.ndarray, prev: np.ndarray | None, label: str,
                         progress: bool) -> np.ndarray:
     """``method.predict`` slice batch by slice batch (2D contexts only: no batch needs another's slices)."""
-    out = np.empty(image.shape, np.float32)
+    out = np.empty(_spatial(image), np.float32)
     with progress_bar(label, image.shape[0], enabled=progress) as bar:
         for z in range(0, image.shape[0], SLICE_BATCH):
             sl = slice(z, z + SLICE_BATCH)
@@ -205,8 +208,9 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
     Parameters
     ----------
     method : Method
-    volume : Volume or (Z, H, W) array
-        ``oracle`` mode needs a Volume with ``boundary``.
+    volume : Volume, (Z, H, W) or (Z, C, H, W) array
+        ``oracle`` mode needs a Volume with ``boundary``. Colour stacks are
+        passed to the method with their channels; the probability is (Z, H, W).
     mode : {"chain", "oracle", "no-prior"}, optional
         For ``"2d+prev"`` methods (default ``"chain"``; ``"no-prior"``, an
         empty previous mask for every slice, is the mode of stacks that are
@@ -224,6 +228,7 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
     """
     protocol = get_protocol(protocol)
     image = _image(volume)
+    shape = _spatial(image)
     t0 = time.perf_counter()
     preset = getattr(method, "preset", None)
     if method.context != "2d+prev":
@@ -236,12 +241,12 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
             with progress_bar(label, image.shape[0], enabled=progress) as bar:
                 prob = method.predict(image)
                 bar.advance(image.shape[0])
-        return Prediction(_check_prob(prob, image.shape, method), method.name, None, preset, None,
+        return Prediction(_check_prob(prob, shape, method), method.name, None, preset, None,
                           time.perf_counter() - t0, method.config())
     mode = mode or "chain"
     if mode == NO_PRIOR:
-        prob = method.predict(image, np.zeros(image.shape, bool))
-        return Prediction(_check_prob(prob, image.shape, method), method.name, mode, preset, "empty",
+        prob = method.predict(image, np.zeros(shape, bool))
+        return Prediction(_check_prob(prob, shape, method), method.name, mode, preset, "empty",
                           time.perf_counter() - t0, method.config())
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; known: {MODES + (NO_PRIOR,)}")
@@ -249,11 +254,11 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
         first_prev = volume.meta.get("prev_boundary")
     if first_prev is not None:
         first = np.asarray(first_prev, bool)
-        if first.shape != image.shape[1:]:
-            raise ValueError(f"first_prev shape {first.shape} differs from the slice shape {image.shape[1:]}")
+        if first.shape != shape[1:]:
+            raise ValueError(f"first_prev shape {first.shape} differs from the slice shape {shape[1:]}")
         how = "given"
     else:  # bootstrap slice 0 from the method's own prediction with an empty mask
-        empty = np.zeros((1, *image.shape[1:]), bool)
+        empty = np.zeros((1, *shape[1:]), bool)
         first = _postprocess(method.predict(image[:1], empty), protocol, post)[0]
         how = "bootstrap"
     if mode == "oracle":
@@ -262,7 +267,7 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
         prev = np.concatenate([first[None], np.asarray(volume.boundary[:-1], bool)])
         prob = _predict_in_batches(method, image, prev, f"{method.name}: predicting ({mode})", progress)
     else:
-        prob = np.empty(image.shape, np.float32)
+        prob = np.empty(shape, np.float32)
         prev_mask = first
         with progress_bar(f"{method.name}: predicting ({mode})", image.shape[0], enabled=progress) as bar:
             for z in range(image.shape[0]):
@@ -271,8 +276,13 @@ def predict_volume(method: Method, volume: Volume | np.ndarray, *, mode: str | N
                 bar.advance()
                 if (z + 1) % SLICE_BATCH == 0 or z + 1 == image.shape[0]:
                     bar.line(f"{z + 1}/{image.shape[0]} slices")
-    return Prediction(_check_prob(prob, image.shape, method), method.name, mode, preset, how,
+    return Prediction(_check_prob(prob, shape, method), method.name, mode, preset, how,
                       time.perf_counter() - t0, method.config())
+
+
+def _spatial(image: np.ndarray) -> tuple[int, ...]:
+    """(Z, H, W) of a grey (Z, H, W) or colour (Z, C, H, W) stack."""
+    return tuple(image.shape) if image.ndim == 3 else (image.shape[0], *image.shape[-2:])
 
 
 def _check_prob(prob: np.ndarray, shape: tuple[int, ...], method: Method) -> np.ndarray:

@@ -26,8 +26,11 @@ HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
-def read_image(path: str | os.PathLike, *, mask: bool = False) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, mask: bool = False, colour: bool = False) -> np.ndarray:
     """Read one 2D image (PNG/JPEG/BMP) as a numpy array.
+
+    With ``colour=True`` an input image in colour is returned as (H, W, 3)
+    RGB (alpha dropped, palettes expanded) instead of grey; grey files stay (H, W).
 
     An input image (``mask=False``) in colour is turned grey with
     :func:`grainbench.contract.rgb_to_grey` (the weights TIFF uses too). A
@@ -43,9 +46,11 @@ def read_image(path: str | os.PathLike, *, mask: bool = False) -> np.ndarray:
     try:
         with Image.open(path) as im:
             _check_fits(im.width * im.height * max(len(im.getbands()), 1) * 2, path, (im.height, im.width))
-            if im.mode in ("RGB", "RGBA", "P", "PA", "LA"):
-                colour = np.asarray(im.convert("RGBA" if mask or "A" in im.mode or im.mode == "P" else "RGB"))
-                arr = mask_from_colour(colour, path) if mask else rgb_to_grey(colour)
+            if colour and not mask and im.mode in ("RGB", "RGBA", "P", "PA"):
+                arr = np.asarray(im.convert("RGB"))
+            elif im.mode in ("RGB", "RGBA", "P", "PA", "LA"):
+                rgb = np.asarray(im.convert("RGBA" if mask or "A" in im.mode or im.mode == "P" else "RGB"))
+                arr = mask_from_colour(rgb, path) if mask else rgb_to_grey(rgb)
             else:
                 arr = np.asarray(im)
     except FileNotFoundError:
@@ -64,7 +69,8 @@ def read_image(path: str | os.PathLike, *, mask: bool = False) -> np.ndarray:
     return arr
 
 
-def read_array(path: str | os.PathLike, *, key: str | None = None, mask: bool = False) -> np.ndarray:
+def read_array(path: str | os.PathLike, *, key: str | None = None, mask: bool = False,
+               colour: bool = False) -> np.ndarray:
     """Read an image or a stack from ``path``.
 
     Parameters
@@ -77,6 +83,9 @@ def read_array(path: str | os.PathLike, *, key: str | None = None, mask: bool = 
     mask : bool
         The file holds a prediction or a ground-truth mask, not an input
         image: colour is handled by :func:`grainbench.contract.mask_from_colour`.
+    colour : bool
+        Keep the colour of a single PNG/JPEG/BMP/TIFF colour image as (H, W, 3)
+        RGB instead of converting it to grey (input images only).
 
     Returns
     -------
@@ -102,9 +111,9 @@ def read_array(path: str | os.PathLike, *, key: str | None = None, mask: bool = 
             raise InputFileError(f"{path}: images have different shapes {sorted(shapes)}")
         return np.stack(slices)
     if suffix in IMAGE_SUFFIXES:
-        return read_image(path, mask=mask)
+        return read_image(path, mask=mask, colour=colour)
     if suffix in TIFF_SUFFIXES:
-        return _read_tiff(path, mask)
+        return _read_tiff(path, mask, colour)
     if suffix == ".npy":
         return _read_npy(path)
     if suffix in HDF5_SUFFIXES:
@@ -133,7 +142,7 @@ def _check_fits(nbytes: int, path: Path, shape: tuple) -> None:
                              f"{available / 2**30:.3g} GiB of memory available")
 
 
-def _read_tiff(path: Path, mask: bool) -> np.ndarray:
+def _read_tiff(path: Path, mask: bool, colour: bool = False) -> np.ndarray:
     import tifffile
 
     from .contract import mask_from_colour, rgb_to_grey
@@ -148,6 +157,8 @@ def _read_tiff(path: Path, mask: bool) -> np.ndarray:
     except Exception as exc:  # tifffile raises several unrelated types
         raise InputFileError(f"{path}: not a readable TIFF ({exc})") from None
     if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:  # one colour image, not a stack
+        if colour and not mask:
+            return arr[..., :3]
         arr = mask_from_colour(arr, path) if mask else rgb_to_grey(arr)
     return arr
 

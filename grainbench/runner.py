@@ -386,6 +386,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     kwargs = dict(spec.model_args)
     if device is not None and accepts(cls, "device"):
         kwargs.setdefault("device", device)
+    kwargs.update(channel_args(cls, spec.model, data.get_dataset(spec.dataset)))
     try:
         method = create_model(spec.model, **kwargs)
     except TypeError as exc:
@@ -418,9 +419,11 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
                          max_epochs=max_epochs, **init, **spec.overrides)
         # The preset the method actually used (methods may adjust it, e.g. 3D patch sizes).
         planned = (fit.config.get("preset") or {}).get("epochs") or get_preset(spec.preset, **spec.overrides).epochs
-        if fit.epochs < planned:
+        if fit.epochs < planned and not fit.stopped_early:
             log(f"{spec.model}: stopped after epoch {fit.epochs}; run again to resume")
             return RunOutcome(spec, "interrupted", fit_source=source)
+        if fit.stopped_early:
+            log(f"{spec.model}: stopped early after epoch {fit.stop_epoch} (best epoch {fit.best_epoch + 1})")
         fit_info = {k: v for k, v in fit.to_dict().items() if k != "config"}
         fit_info["preset_config"] = fit.config.get("preset")  # every field, as the method used it
         train_seconds = fit.seconds
@@ -529,11 +532,33 @@ def validate_run(models: list[str], dataset: str, *, preset: str, modes: tuple[s
             if preset not in cls.presets:
                 raise RunError(f"method {name!r} has presets {cls.presets}, not {preset!r}")
             get_preset(preset, **overrides)
-        args = {k: v for k, v in model_args.items() if accepts(cls, k)}
+        args = {**{k: v for k, v in model_args.items() if accepts(cls, k)}, **channel_args(cls, name, entry)}
         try:
             create_model(name, **args)  # constructors check their arguments (e.g. width >= 1); nets build lazily
         except TypeError as exc:
             raise RunError(f"method {name!r} does not take {sorted(args)}: {exc}") from None
+
+
+def channel_args(cls: type, name: str, entry: Any) -> dict[str, Any]:
+    """``{"in_channels": C}`` for the dataset's image channels; a grey-only method on colour data is refused.
+
+    Network methods and methods naming ``in_channels`` always get it; a method
+    that only takes ``**kwargs`` gets it on colour data (grey is the default).
+    """
+    import inspect
+
+    from .methods import TorchMethod
+
+    try:
+        named = "in_channels" in inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        named = False
+    if named or issubclass(cls, TorchMethod) or (entry.channels != 1 and accepts(cls, "in_channels")):
+        return {"in_channels": entry.channels}
+    if entry.channels != 1:
+        raise RunError(f"method {name!r} takes no in_channels, but dataset {entry.name!r} has {entry.channels} "
+                       "image channels; add an in_channels keyword to the method")
+    return {}
 
 
 def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str = "quick",

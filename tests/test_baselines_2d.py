@@ -38,7 +38,7 @@ def test_parameter_count_at_default_width(name):
     info = model_info(name)
     assert info.available and info.params == PARAMS[name]
     assert info.context == ("2.5d" if name == "unet_bdclstm" else "2d")
-    assert info.presets == ("paper", "quick")
+    assert info.presets == ("paper", "standard", "quick")
 
 
 def test_segnet_matches_the_paper_count():
@@ -91,7 +91,7 @@ def test_unet_bdclstm_count_decomposes():
 @pytest.mark.parametrize("hw", [(48, 80), (32, 32)])
 def test_output_shape(name, hw):
     m = create_model(name, width=4)
-    x = torch.randn(2, m.in_channels, *hw)
+    x = torch.randn(2, m.net_in_channels, *hw)
     m.net.eval()
     with torch.no_grad():
         assert m.net(x).shape == (2, 2, *hw)
@@ -99,7 +99,7 @@ def test_output_shape(name, hw):
 
 def test_unet_bdclstm_reads_both_neighbours_and_checks_channels():
     m = create_model("unet_bdclstm", width=4)
-    assert m.in_channels == 3 and m.depth == 1
+    assert m.net_in_channels == 3 and m.depth == 1
     m.net.eval()
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
@@ -127,7 +127,7 @@ def _tiny_batch(channels: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
 def test_a_few_steps_on_a_fixed_batch_lower_the_loss(name):
     torch.manual_seed(0)
     m = create_model(name, width=4)
-    x, target = _tiny_batch(m.in_channels)
+    x, target = _tiny_batch(m.net_in_channels)
     loss_fn = get_loss("bce")
     opt = torch.optim.Adam(m.net.parameters(), lr=1e-2)
     m.net.train()

@@ -44,7 +44,7 @@ def test_network_output_shape(name, channels):
     m = create_model(name, width=4)
     x = torch.randn(2, channels, 48, 64)
     assert m.net(x).shape == (2, 2, 48, 64)
-    assert m.in_channels == channels
+    assert m.net_in_channels == channels
 
 
 def test_wpunet_rejects_a_single_channel():

@@ -126,7 +126,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     rows = [
-        ("task", ds.task), ("serial", str(ds.serial)), ("modality", ds.modality),
+        ("task", ds.task), ("serial", str(ds.serial)),
+        ("channels", f"{ds.channels} ({'RGB' if ds.channels == 3 else 'grey'})"), ("modality", ds.modality),
         ("pixel size", f"{ds.pixel_size_um:g} µm" if ds.pixel_size_um else "unknown"),
         ("licence", ds.licence), ("citation", ds.citation), ("homepage", ds.homepage or "-"),
         ("source", ds.source), ("layout", ", ".join(f"{k}={v}" for k, v in ds.layout.items())),

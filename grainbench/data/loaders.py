@@ -1,6 +1,8 @@
 """Loaders: every on-disk layout normalised to a :class:`~grainbench.data.volume.Volume`.
 
-Normal form (design.md, Data model): ``image`` (Z, H, W) float32 in [0, 1],
+Normal form (design.md, Data model): ``image`` (Z, H, W) float32 in [0, 1]
+for grey datasets, (Z, C, H, W) for colour ones (the registry's ``channels``;
+see :mod:`grainbench.data.volume`),
 ``labels`` (Z, H, W) int32 with 0 = boundary, ``boundary`` (Z, H, W) bool.
 Where a dataset has only boundaries, the labels are the 4-connected
 components of the non-boundary pixels of each slice
@@ -14,7 +16,11 @@ Layouts
                the full stack is never in memory and nothing is copied twice.
 ``tiff``/``npy`` stacks (Z, H, W), one file per array (NPY is memory-mapped).
 ``pairs``      ``images/`` and ``masks/`` with the same file names (tbm, user
-               folders); masks are boundary where > ``threshold``; RGB -> grey.
+               folders); masks are boundary where > ``threshold``. Colour is
+               kept for a dataset with ``channels = 3`` (a grey file is repeated
+               into 3 channels) and reduced to grey by
+               :func:`grainbench.contract.rgb_to_grey` otherwise, for PNG and
+               TIFF alike.
                Each pair is one Z slice (``serial = False``), the file stems are
                in ``meta["names"]``.
 ``generated``  the NPZ written by :mod:`grainbench.data.generate`.
@@ -105,6 +111,25 @@ def _in_unit(a: np.ndarray) -> bool:
     return a.size == 0 or (float(a.min()) >= 0.0 and float(a.max()) <= 1.0)
 
 
+def with_channels(image: np.ndarray, channels: int, *, where: str = "image") -> np.ndarray:
+    """A (Z, H, W) or (Z, C, H, W) stack with exactly ``channels`` channels (the registry's).
+
+    ``channels = 1``: colour is reduced to grey with
+    :func:`grainbench.contract.rgb_to_grey` (one function for PNG, TIFF and
+    stacks, so they agree to the bit). ``channels = 3``: a grey stack is
+    repeated into three equal channels. Any other mismatch is refused.
+    """
+    have = 1 if image.ndim == 3 else image.shape[1]
+    if have == channels:
+        return image if image.ndim == 3 or channels > 1 else image[:, 0]
+    if channels == 1 and have in (3, 4):
+        return rgb_to_grey(np.moveaxis(image, 1, -1))
+    if have == 1 and channels > 1:
+        grey = image if image.ndim == 3 else image[:, 0]
+        return np.repeat(grey[:, None], channels, axis=1)
+    raise InputFileError(f"{where}: image has {have} channels, the dataset declares {channels}")
+
+
 # --------------------------------------------------------------------------- layouts
 
 def read_hdf5_stack(path: str | os.PathLike, layout: Mapping[str, Any], start: int = 0,
@@ -178,9 +203,13 @@ def read_stack_files(root: Path, layout: Mapping[str, Any], start: int = 0, stop
     return out
 
 
-def read_pairs(root: Path, layout: Mapping[str, Any], split: Split | None = None
+def read_pairs(root: Path, layout: Mapping[str, Any], split: Split | None = None, channels: int = 1
                ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
-    """Read the image/mask pairs of ``split`` (all pairs without one): grey images, masks, file stems."""
+    """Read the image/mask pairs of ``split`` (all pairs without one): images, masks, file stems.
+
+    Images are (H, W) grey for ``channels = 1`` and (C, H, W) for ``channels = C > 1``
+    (:func:`with_channels`).
+    """
     from .manual import pair_names
 
     folder = root / (split.dir or "") if split is not None else root
@@ -190,12 +219,16 @@ def read_pairs(root: Path, layout: Mapping[str, Any], split: Split | None = None
         names = split.select(names)
     images, masks = [], []
     for n in names:
-        img = read_array(folder / image_dir / n)
-        if img.ndim == 3 and img.shape[-1] in (3, 4):  # small RGB(A) TIFF: to grey, as read_array does
-            img = rgb_to_grey(img)
+        img = read_array(folder / image_dir / n, colour=channels > 1)
+        if img.ndim == 3 and img.shape[-1] in (3, 4):  # channel-last colour (also a small RGB(A) TIFF)
+            img = np.moveaxis(img[..., :3], -1, 0)
+        if img.ndim not in (2, 3):
+            raise InputFileError(f"{folder / image_dir / n}: expected one image, got shape {img.shape}")
+        img = with_channels(img[None], channels, where=str(folder / image_dir / n))[0]
         mask = read_array(folder / mask_dir / n, mask=True)
-        if img.ndim != 2 or mask.shape != img.shape:
-            raise InputFileError(f"{folder / mask_dir / n}: mask shape {mask.shape} differs from image shape {img.shape}")
+        if mask.shape != img.shape[-2:]:
+            raise InputFileError(f"{folder / mask_dir / n}: mask shape {mask.shape} differs from image shape "
+                                 f"{img.shape[-2:]}")
         images.append(img)
         masks.append(mask)
     return images, masks, [Path(n).stem for n in names]
@@ -230,7 +263,7 @@ def load(name: str, split: str = "test") -> Volume:
     full = f"{name}/{split}"
     kind = ds.layout_kind
     if kind == "pairs":
-        images, masks, stems = read_pairs(_root(ds, split), ds.layout, sp)
+        images, masks, stems = read_pairs(_root(ds, split), ds.layout, sp, ds.channels)
         if not images:
             raise DatasetError(f"dataset '{name}': split '{split}' holds no pairs")
         shapes = sorted({im.shape for im in images})
@@ -250,7 +283,8 @@ def load(name: str, split: str = "test") -> Volume:
             meta[extra] = arrays[extra][a:b]
         if ds.serial and a > 0:
             meta["prev_boundary"] = to_boundary(np.asarray(arrays["boundary"][a - 1]), where=full)
-        return normalise(arrays["image"][a:b], arrays["boundary"][a:b], arrays["labels"][a:b],
+        return normalise(with_channels(np.asarray(arrays["image"][a:b]), ds.channels, where=full),
+                         arrays["boundary"][a:b], arrays["labels"][a:b],
                          name=full, serial=ds.serial, meta=meta)
     if kind == "hdf5":
         root = _root(ds)
@@ -274,7 +308,8 @@ def load(name: str, split: str = "test") -> Volume:
         require_installed(ds)  # raises for unpinned layouts
         raise DatasetError(f"dataset '{name}': no loader for layout {kind!r}")  # pragma: no cover
     meta["slices"] = list(range(a, b))
-    return normalise(arrays["image"], arrays.get("boundary"), arrays.get("labels"), name=full,
+    return normalise(with_channels(arrays["image"], ds.channels, where=full), arrays.get("boundary"),
+                     arrays.get("labels"), name=full,
                      serial=ds.serial, meta=meta, threshold=ds.layout.get("threshold", 127))
 
 
@@ -284,7 +319,7 @@ def load_pairs(name: str, split: str = "test") -> list[Volume]:
     if ds.layout_kind != "pairs":
         raise DatasetError(f"dataset '{name}' is a stack (layout {ds.layout_kind!r}); use grainbench.data.load")
     sp = _split(ds, split)
-    images, masks, stems = read_pairs(_root(ds, split), ds.layout, sp)
+    images, masks, stems = read_pairs(_root(ds, split), ds.layout, sp, ds.channels)
     thr = ds.layout.get("threshold", 127)
     return [normalise(im[None], m[None], None, name=f"{name}/{split}/{s}", serial=False,
                       meta={"dataset": name, "split": split, "names": [s], "task": ds.task}, threshold=thr)

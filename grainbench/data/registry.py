@@ -39,6 +39,7 @@ from .cache import local_registry_path, read_locks
 TASKS = ("boundary", "phase", "tracking")
 SOURCES = ("https", "manual", "generate", "local")
 LAYOUTS = ("hdf5", "tiff", "npy", "pairs", "generated", "unpinned")
+CHANNELS = (1, 3)  # grey, RGB
 _HEX = set("0123456789abcdef")
 
 #: Names of the generators a ``source = "generate"`` entry may name, as "module:function".
@@ -128,6 +129,9 @@ class Dataset:
     shape: tuple[int, ...] | None = None
     notes: str | None = None
     protocol: str | None = None  # default scoring protocol (grainbench.protocol name)
+    #: Image channels: 1 = grey, 3 = RGB (``channels`` in datasets.toml, default 1). Loaders keep
+    #: this many channels (grey files of an RGB set are repeated, colour files of a grey set become grey).
+    channels: int = 1
 
     @property
     def layout_kind(self) -> str:
@@ -348,6 +352,10 @@ def parse_entry(name: str, raw: Any, *, where: str = "datasets.toml") -> Dataset
     if shape is not None and not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
         e.fail("shape", f"must be a list of positive integers, got {shape!r}")
 
+    channels = e.get("channels", int, required=False, default=1)
+    if channels not in CHANNELS:
+        e.fail("channels", f"must be 1 (grey) or 3 (RGB), got {channels!r}")
+
     splits = {}
     for sname, sraw in e.get("splits", dict).items():
         splits[sname] = _parse_split(e, sname, sraw, layout["kind"])
@@ -377,6 +385,7 @@ def parse_entry(name: str, raw: Any, *, where: str = "datasets.toml") -> Dataset
         shape=tuple(shape) if shape is not None else None,
         notes=e.get("notes", str, required=False),
         protocol=e.get("protocol", str, required=False),
+        channels=channels,
     )
 
 

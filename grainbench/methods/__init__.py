@@ -17,7 +17,7 @@ and either registers in its own ``pyproject.toml``::
 or is named on the command line as ``--model mypkg.mymodule:MyMethod``.
 """
 
-from .api import CONTEXTS, FitResult, Method, check_volume_input
+from .api import CONTEXTS, FitResult, Method, check_in_channels, check_volume_input
 from .registry import (
                        ENTRY_POINT_GROUP,
                        MethodError,
@@ -32,6 +32,7 @@ from .torch_method import PREV_BOUNDARY_VALUE, PREV_GRAIN_VALUE, TorchMethod
 
 __all__ = [
     "CONTEXTS", "ENTRY_POINT_GROUP", "FitResult", "Method", "MethodError", "ModelInfo", "PREV_BOUNDARY_VALUE",
-    "PREV_GRAIN_VALUE", "TorchMethod", "check_volume_input", "create_model", "get_model_class", "list_models",
+    "PREV_GRAIN_VALUE", "TorchMethod", "check_in_channels", "check_volume_input", "create_model", "get_model_class",
+    "list_models",
     "model_info", "register_model",
 ]

@@ -21,6 +21,14 @@ Contexts
     A stack of neighbouring slices around z.
 ``"3d"``
     The whole volume at once.
+
+Channels
+--------
+A method is built for the image channels of its dataset: ``in_channels``
+(1 = grey, 3 = RGB; ``Dataset.channels``), a constructor keyword of every
+baseline, recorded in :meth:`Method.config`. ``predict`` then takes
+(Z, H, W) slices when ``in_channels == 1`` and (Z, C, H, W) slices
+otherwise (:mod:`grainbench.data.volume`), and refuses the other form.
 """
 
 from __future__ import annotations
@@ -61,6 +69,11 @@ class FitResult:
         ``train_loss`` and ``val_loss`` per epoch.
     checkpoint : str or None
         Path of the best checkpoint, when a checkpoint directory was given.
+    stopped_early : bool
+        Training ended before the preset's ``epochs`` because the validation
+        loss had not improved for ``patience`` epochs (early stopping).
+    stop_epoch : int
+        Number of epochs done when it stopped early (``epochs``), -1 otherwise.
     """
 
     preset: str
@@ -73,6 +86,8 @@ class FitResult:
     patches_per_s: float = 0.0
     history: dict[str, list[float]] = field(default_factory=dict)
     checkpoint: str | None = None
+    stopped_early: bool = False
+    stop_epoch: int = -1
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -115,6 +130,8 @@ class Method(ABC):
     description: ClassVar[str] = ""
     post: ClassVar[str] = "protocol"
     post_params: ClassVar[dict[str, Any]] = {}
+    #: Image channels the method was built for (set from the ``in_channels`` keyword).
+    in_channels: int = 1
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -144,8 +161,9 @@ class Method(ABC):
 
         Parameters
         ----------
-        image : (Z, H, W) float32 array in [0, 1]
-            Consecutive slices (one slice in chain mode).
+        image : (Z, H, W) or (Z, C, H, W) float32 array in [0, 1]
+            Consecutive slices (one slice in chain mode); (Z, C, H, W) with
+            C = :attr:`in_channels` for a method built for colour.
         prev_boundary : (Z, H, W) bool array, optional
             For ``context == "2d+prev"``: ``prev_boundary[z]`` is the boundary
             mask of the slice before ``image[z]``. Ignored by other contexts.
@@ -176,12 +194,36 @@ class Method(ABC):
         return f"{type(self).__name__}({cfg})"
 
 
-def check_volume_input(image: np.ndarray, prev_boundary: np.ndarray | None, context: str) -> np.ndarray:
-    """Validate a ``predict`` input and return the image as float32 (Z, H, W) in [0, 1]."""
+def check_in_channels(value: object, who: str = "method") -> int:
+    """``in_channels`` as a whole number >= 1, or a :class:`~grainbench.errors.ConfigError` naming it."""
+    from ..errors import ConfigError
+
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{who}: in_channels={value!r} must be a whole number >= 1 (1 = grey, 3 = RGB)")
+    return value
+
+
+def check_volume_input(image: np.ndarray, prev_boundary: np.ndarray | None, context: str,
+                       channels: int = 1) -> np.ndarray:
+    """Validate a ``predict`` input and return the image as float32 in [0, 1].
+
+    ``channels = 1`` (grey): (H, W), (Z, H, W) or (Z, 1, H, W) in, (Z, H, W)
+    out. ``channels = C > 1``: (Z, C, H, W) in and out. Any other channel
+    count is refused with a message saying what the method was built for.
+    """
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[None]
-    if image.ndim != 3 or image.size == 0:
+    if channels == 1 and image.ndim == 4 and image.shape[1] == 1:
+        image = image[:, 0]
+    if channels == 1 and image.ndim == 4:
+        raise ValueError(f"this method was built for grey images (in_channels=1) but got {image.shape[1]} "
+                         f"channels, shape {image.shape}; build it with in_channels={image.shape[1]}")
+    if channels > 1 and (image.ndim != 4 or image.shape[1] != channels):
+        got = f"{image.shape[1]} channels" if image.ndim == 4 else "grey slices"
+        raise ValueError(f"this method was built for {channels}-channel images (Z, {channels}, H, W) but got "
+                         f"{got}, shape {image.shape}")
+    if image.ndim != (3 if channels == 1 else 4) or image.size == 0:
         raise ValueError(f"image must be a (Z, H, W) stack or an (H, W) slice, got shape {image.shape}")
     if image.dtype == np.uint8:
         image = image.astype(np.float32) / 255.0
@@ -197,6 +239,7 @@ def check_volume_input(image: np.ndarray, prev_boundary: np.ndarray | None, cont
         prev = np.asarray(prev_boundary)
         if prev.ndim == 2:
             prev = prev[None]
-        if prev.shape != image.shape:
-            raise ValueError(f"prev_boundary shape {prev.shape} differs from image shape {image.shape}")
+        spatial = (image.shape[0], *image.shape[-2:])
+        if prev.shape != spatial:
+            raise ValueError(f"prev_boundary shape {prev.shape} differs from image shape {spatial}")
     return image

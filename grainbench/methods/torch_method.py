@@ -1,11 +1,13 @@
 """A :class:`Method` backed by a PyTorch network, trained and run by grainbench's engines.
 
 A subclass only builds its network: ``build_network()`` returns a module
-mapping (N, C, H, W) inputs to (N, 2, H, W) logits (class 1 = boundary),
-with C = 1 for ``"2d"``, 2 for ``"2d+prev"`` (image, previous mask encoded
-boundary = -6, grain = 1 as in the authors' trainer) and ``2 * depth + 1``
-for ``"2.5d"``. A ``"3d"`` network maps (N, 1, D, H, W) sub-volumes to
-(N, 2, D, H, W) logits. Training (:func:`grainbench.training.train`) and
+mapping (N, K, H, W) inputs to (N, 2, H, W) logits (class 1 = boundary),
+with K = :attr:`TorchMethod.net_in_channels`: for image channels C
+(``in_channels``, 1 = grey, 3 = RGB) K = C for ``"2d"``, C + 1 for
+``"2d+prev"`` (image, previous mask encoded boundary = -6, grain = 1 as in
+the authors' trainer) and ``(2 * depth + 1) * C`` for ``"2.5d"`` (slice-major:
+the C channels of slice z-k, then of z-k+1, ...). A ``"3d"`` network maps
+(N, C, D, H, W) sub-volumes to (N, 2, D, H, W) logits. Training (:func:`grainbench.training.train`) and
 overlap-tile inference (:func:`grainbench.inference.tile_predict`, or
 :func:`~grainbench.inference.tile_predict_3d` for ``"3d"``) come for free.
 """
@@ -23,7 +25,8 @@ from torch import nn
 from .._backend import resolve_device
 from ..data.volume import Volume
 from ..errors import ConfigError, InputFileError
-from .api import FitResult, Method, check_volume_input
+from ..data.volume import as_channels
+from .api import FitResult, Method, check_in_channels, check_volume_input
 
 #: Encoding of the previous slice's mask fed to propagation networks (authors' trainer).
 PREV_BOUNDARY_VALUE = -6.0
@@ -35,6 +38,10 @@ class TorchMethod(Method):
 
     Parameters
     ----------
+    in_channels : int
+        Image channels of the data (1 = grey, 3 = RGB; the dataset's
+        ``channels``). Recorded in :meth:`config` and in checkpoints; weights
+        trained for another channel count are refused by :meth:`load`.
     device : str, optional
         ``"cpu"``, ``"cuda"`` or ``None``/``"auto"`` (CUDA when present).
     tile, margin, batch_size : int
@@ -44,7 +51,7 @@ class TorchMethod(Method):
         The network's settings, stored in :meth:`config` (e.g. ``width=16``).
     """
 
-    presets: ClassVar[tuple[str, ...]] = ("paper", "quick")
+    presets: ClassVar[tuple[str, ...]] = ("paper", "standard", "quick")
     #: Preset fields a method changes for itself, by preset name (e.g. smaller 3D
     #: patches under ``quick``); the caller's overrides still win. Recorded like any field.
     preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -56,12 +63,13 @@ class TorchMethod(Method):
     tile_depth: int = 16
     margin_depth: int = 4
 
-    def __init__(self, *, device: str | None = None, tile: int = 256, margin: int = 32, batch_size: int = 8,
-                 **config: Any) -> None:
+    def __init__(self, *, in_channels: int = 1, device: str | None = None, tile: int = 256, margin: int = 32,
+                 batch_size: int = 8, **config: Any) -> None:
         width = config.get("width")
         if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
             raise ConfigError(f"{type(self).__name__}: width={width!r} must be a whole number >= 1")
-        self._config: dict[str, Any] = dict(config)
+        check_in_channels(in_channels, type(self).__name__)
+        self._config: dict[str, Any] = {**config, "in_channels": in_channels}
         # Settings the user chose; a preset's width does not override these.
         self._explicit = {k for k, v in config.items() if v is not None}
         self.device = resolve_device(device)
@@ -90,8 +98,15 @@ class TorchMethod(Method):
         return self.default_width if width is None else int(width)
 
     @property
-    def in_channels(self) -> int:
-        return {"2d": 1, "2d+prev": 2, "2.5d": 2 * self.depth + 1}.get(self.context, 1)
+    def in_channels(self) -> int:  # type: ignore[override]
+        """Image channels the network was built for (1 = grey, 3 = RGB)."""
+        return int(self._config.get("in_channels", 1))
+
+    @property
+    def net_in_channels(self) -> int:
+        """Channels of the network's input: image channels times slices (+ 1 for the previous mask)."""
+        c = self.in_channels
+        return {"2d": c, "2d+prev": c + 1, "2.5d": (2 * self.depth + 1) * c}.get(self.context, c)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
@@ -126,8 +141,14 @@ class TorchMethod(Method):
             raise InputFileError(f"{path}: not a checkpoint of a grainbench method (no method config/state)") from None
         if cfg.get("name") != self.name:
             raise InputFileError(f"{path}: checkpoint of method {cfg.get('name')!r}, not {self.name!r}")
+        have = int(cfg.get("in_channels", 1))  # checkpoints from before channels were recorded are grey
+        if have != self.in_channels:
+            kind = {1: "grey", 3: "RGB"}
+            raise InputFileError(f"{path}: weights were trained on {kind.get(have, f'{have}-channel')} images "
+                                 f"(in_channels={have}) but the data has {self.in_channels} channel(s); "
+                                 "train on this dataset or use a checkpoint of the same channels")
         old_config, old_net = self._config, self._net
-        self._config = {k: v for k, v in cfg.items() if k not in ("name", "context")}
+        self._config = {**{k: v for k, v in cfg.items() if k not in ("name", "context")}, "in_channels": have}
         self._net = None
         try:
             self.load_state_dict(method_state)
@@ -173,16 +194,17 @@ class TorchMethod(Method):
 
     # -- inputs -----------------------------------------------------------------------
     def make_input(self, image: np.ndarray, prev_boundary: np.ndarray | None = None) -> np.ndarray:
-        """Network input (Z, C, H, W) float32 for (Z, H, W) slices: normalised image (+ encoded prev mask)."""
-        x = (np.asarray(image, np.float32) - self.norm[0]) / self.norm[1]
+        """Network input (Z, K, H, W) float32 (K = :attr:`net_in_channels`) for (Z, H, W) or (Z, C, H, W)
+        slices: normalised image (+ encoded prev mask)."""
+        x = as_channels((np.asarray(image, np.float32) - self.norm[0]) / self.norm[1])
         if self.context == "2d+prev":
             prev = np.where(np.asarray(prev_boundary, bool), PREV_BOUNDARY_VALUE, PREV_GRAIN_VALUE)
-            return np.stack([x, prev.astype(np.float32)], axis=1)
+            return np.concatenate([x, prev.astype(np.float32)[:, None]], axis=1)
         if self.context == "2.5d":
             z = x.shape[0]
             idx = np.clip(np.arange(z)[:, None] + np.arange(-self.depth, self.depth + 1)[None], 0, z - 1)
-            return x[idx]
-        return x[:, None]
+            return x[idx].reshape(z, -1, *x.shape[-2:])
+        return x
 
     def batch_to_input(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(input, 1-pixel target) tensors of a training :class:`~grainbench.training.sampling.Batch`."""
@@ -233,7 +255,7 @@ class TorchMethod(Method):
     def predict(self, image: np.ndarray, prev_boundary: np.ndarray | None = None) -> np.ndarray:
         from ..inference import tile_predict
 
-        image = check_volume_input(image, prev_boundary, self.context)
+        image = check_volume_input(image, prev_boundary, self.context, self.in_channels)
         x = self.make_input(image, prev_boundary)
         self.net.eval()
         if self.context == "3d":

@@ -7,6 +7,10 @@ z-k..z+k (clamped at the ends) are returned as channels. For ``"3d"`` a
 patch is a sub-volume of ``patch_depth`` consecutive slices, rotated and
 flipped in-plane like the 2D patches and also flipped along z (seed 004
 reflects across the x, y and z planes).
+
+Channels: images are read as (Z, C, H, W) (:func:`grainbench.data.volume.as_channels`,
+C = 1 for grey); a 2D patch holds the C channels of its slice, a 2.5D patch
+the C channels of each neighbour in slice order, a 3D patch is (C, D, P, P).
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.volume import Volume
+from ..data.volume import Volume, as_channels
 
 
 @dataclass
 class Batch:
     """A batch of patches as numpy arrays.
 
-    ``image`` (N, C, P, P) float32 in [0, 1] (C = 1, or 2k+1 for 2.5D),
-    ``boundary`` (N, P, P) bool, ``prev`` (N, P, P) bool or None; for 3D
-    patches ``image`` is (N, 1, D, P, P) and ``boundary`` (N, D, P, P).
+    ``image`` (N, K, P, P) float32 in [0, 1] (K = C image channels, or
+    (2k+1) * C for 2.5D), ``boundary`` (N, P, P) bool, ``prev`` (N, P, P)
+    bool or None; for 3D patches ``image`` is (N, C, D, P, P) and
+    ``boundary`` (N, D, P, P).
     """
 
     image: np.ndarray
@@ -33,13 +38,13 @@ class Batch:
 
 
 def volume_arrays(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
-    """Image as float32 in [0, 1] and boundary as bool, checked."""
+    """Image as (Z, C, H, W) float32 in [0, 1] and boundary as (Z, H, W) bool, checked."""
     if volume.boundary is None:
         raise ValueError(f"{volume.name or 'volume'}: training needs a boundary ground truth")
     image = volume.image
     if image.dtype == np.uint8:
         image = image.astype(np.float32) / 255.0
-    image = np.asarray(image, np.float32)
+    image = as_channels(np.asarray(image, np.float32))
     return image, np.asarray(volume.boundary, bool)
 
 
@@ -69,7 +74,7 @@ class PatchSampler:
     def __init__(self, volume: Volume, patch_size: int, *, context: str = "2d", depth: int = 1,
                  seed: int = 0, augment: bool = True, patch_depth: int = 16) -> None:
         self.image, self.boundary = volume_arrays(volume)
-        z, h, w = self.image.shape
+        z, _, h, w = self.image.shape
         if patch_size > h or patch_size > w:
             raise ValueError(f"patch size {patch_size} exceeds the slice size {h} x {w}")
         if context == "3d" and not 1 <= patch_depth <= z:
@@ -93,18 +98,19 @@ class PatchSampler:
         p = self.patch_size
         if self.context == "3d":
             zz = slice(z, z + self.patch_depth)
-            arrays = [self.image[zz, y:y + p, x:x + p][None], self.boundary[zz, y:y + p, x:x + p][None]]
+            arrays = [self.image[zz, :, y:y + p, x:x + p].transpose(1, 0, 2, 3),
+                      self.boundary[zz, y:y + p, x:x + p][None]]
         else:
             if self.context == "2.5d":
                 zs = np.clip(np.arange(z - self.depth, z + self.depth + 1), 0, self.image.shape[0] - 1)
-                img = self.image[zs, y:y + p, x:x + p]
+                img = self.image[zs, :, y:y + p, x:x + p].reshape(-1, p, p)
             else:
-                img = self.image[z:z + 1, y:y + p, x:x + p]
+                img = self.image[z, :, y:y + p, x:x + p]
             arrays = [img, self.boundary[z, y:y + p, x:x + p][None]]
             if self.context == "2d+prev":
                 arrays.append(self.boundary[z - 1, y:y + p, x:x + p][None])
         out = []
-        for a in arrays:  # (C, P, P), or (1, D, P, P) for 3D: transform the last two axes (and z)
+        for a in arrays:  # (K, P, P), or (C, D, P, P) for 3D: transform the last two axes (and z)
             a = np.rot90(a, k, axes=(-2, -1))
             if fv:
                 a = a[..., ::-1, :]
@@ -117,7 +123,7 @@ class PatchSampler:
 
     def sample(self, n: int) -> Batch:
         """``n`` random patches (slice, position, rotation and flips drawn from :attr:`rng`)."""
-        _, h, w = self.image.shape
+        h, w = self.image.shape[-2:]
         p = self.patch_size
         vol = self.context == "3d"
         last = self.image.shape[0] - self.patch_depth + 1 if vol else self.image.shape[0]
@@ -159,8 +165,8 @@ def full_slices(volume: Volume, context: str = "2d", depth: int = 1) -> Batch:
     zs = np.arange(first, image.shape[0])
     if context == "2.5d":
         idx = np.clip(zs[:, None] + np.arange(-depth, depth + 1)[None], 0, image.shape[0] - 1)
-        img = image[idx]
+        img = image[idx].reshape(len(zs), -1, *image.shape[-2:])
     else:
-        img = image[zs][:, None]
+        img = image[zs]
     prev = boundary[zs - 1] if context == "2d+prev" else None
     return Batch(img, boundary[zs], prev)

@@ -7,6 +7,9 @@ step, sampler and torch CPU and CUDA RNG states, the training seconds so
 far), and ``best.pt`` when the validation loss improves, so an interrupted
 run resumes from the last finished epoch, ends with the same weights as an
 uninterrupted one, and reports the training time of all its segments.
+With ``preset.patience`` training stops early once the validation loss has
+not improved for that many epochs; ``last.pt`` remembers it, so a resumed
+run that had stopped stays stopped.
 Training asks torch for deterministic kernels
 (:func:`grainbench.training.determinism.use_deterministic`).
 """
@@ -45,8 +48,8 @@ def seed_everything(seed: int) -> None:
 
 def _val_batches(volume: Volume, preset: Preset, context: str, depth: int) -> list[Batch]:
     """A fixed grid of non-overlapping validation crops, at most ``preset.val_patches``."""
-    image, boundary = volume_arrays(volume)
-    z, h, w = image.shape
+    image, boundary = volume_arrays(volume)  # (Z, C, H, W)
+    z, _, h, w = image.shape
     p = min(preset.patch_size, h, w)
     p -= p % 16  # networks halve the size four times
     if context == "3d":
@@ -55,7 +58,7 @@ def _val_batches(volume: Volume, preset: Preset, context: str, depth: int) -> li
                  for x in range(0, w - p + 1, p)]
 
         def crop(chunk: list[tuple[int, int, int]]) -> Batch:
-            return Batch(np.stack([image[k:k + d, y:y + p, x:x + p][None] for k, y, x in chunk]),
+            return Batch(np.stack([image[k:k + d, :, y:y + p, x:x + p].transpose(1, 0, 2, 3) for k, y, x in chunk]),
                          np.stack([boundary[k:k + d, y:y + p, x:x + p] for k, y, x in chunk]), None)
 
         return _grid_batches(cells, preset, crop)
@@ -65,10 +68,10 @@ def _val_batches(volume: Volume, preset: Preset, context: str, depth: int) -> li
 
     def crop(chunk: list[tuple[int, int, int]]) -> Batch:
         if context == "2.5d":
-            img = np.stack([image[np.clip(np.arange(k - depth, k + depth + 1), 0, z - 1), y:y + p, x:x + p]
-                            for k, y, x in chunk])
+            img = np.stack([image[np.clip(np.arange(k - depth, k + depth + 1), 0, z - 1), :, y:y + p, x:x + p]
+                            .reshape(-1, p, p) for k, y, x in chunk])
         else:
-            img = np.stack([image[k, y:y + p, x:x + p][None] for k, y, x in chunk])
+            img = np.stack([image[k, :, y:y + p, x:x + p] for k, y, x in chunk])
         bnd = np.stack([boundary[k, y:y + p, x:x + p] for k, y, x in chunk])
         prev = (np.stack([boundary[k - 1, y:y + p, x:x + p] for k, y, x in chunk])
                 if context == "2d+prev" else None)
@@ -136,6 +139,8 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
     earlier_seconds = 0.0  # training time of the segments before a resume
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "lr": []}
     best_val, best_epoch, best_state = math.inf, -1, None
+    stopped_early = False
+    early = preset.patience is not None and select_val
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     last_path = ckpt_dir / "last.pt" if ckpt_dir else None
     best_path = ckpt_dir / "best.pt" if ckpt_dir else None
@@ -156,10 +161,13 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
         start_epoch, step = int(state["epoch"]), int(state["step"])
         history = {k: list(v) for k, v in state["history"].items()}
         best_val, best_epoch = float(state["best_val_loss"]), int(state["best_epoch"])
+        stopped_early = bool(state.get("stopped_early", False))
         if select_val and best_path is not None and best_path.exists():
             best_state = load_checkpoint(best_path, map_location="cpu")["method_state"]
 
     end_epoch = preset.epochs if max_epochs is None else min(preset.epochs, max_epochs)
+    if stopped_early:
+        end_epoch = start_epoch
     t0 = time.perf_counter()
     seen = 0
     train_time = 0.0
@@ -212,11 +220,17 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                     "train_seconds": earlier_seconds + time.perf_counter() - t0, "history": history,
                     "best_val_loss": best_val, "best_epoch": best_epoch,
+                    "stopped_early": early and epoch - best_epoch >= preset.patience,
                 })
             pps = seen / train_time if train_time else 0.0
             bar.line(f"epoch {epoch + 1}/{preset.epochs} loss {train_loss:.4f} val {val_loss:.4f} {pps:.1f} patches/s")
+            if early and epoch - best_epoch >= preset.patience:
+                stopped_early, end_epoch = True, epoch + 1
+                bar.line(f"stopped early after epoch {epoch + 1}: no lower validation loss for {preset.patience} "
+                         f"epochs (best epoch {best_epoch + 1})")
+                break
 
-    finished = end_epoch >= preset.epochs
+    finished = end_epoch >= preset.epochs or stopped_early
     if finished and select_val and best_state is not None:
         method.load_state_dict(best_state)
     return FitResult(
@@ -224,6 +238,7 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
         best_epoch=best_epoch, best_val_loss=best_val if best_epoch >= 0 else float("nan"),
         seconds=earlier_seconds + time.perf_counter() - t0, patches_per_s=seen / train_time if train_time else 0.0,
         history=history, checkpoint=str(best_path if select_val and best_path else last_path) if ckpt_dir else None,
+        stopped_early=stopped_early, stop_epoch=max(end_epoch, start_epoch) if stopped_early else -1,
     )
 
 
