@@ -75,6 +75,11 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
         model = cfg["model"] if rec["kind"] == "run" else f"{cfg['model']} (submitted)"
         if cfg.get("model_args"):
             model += f" ({assignments(cfg['model_args'])})"
+        if cfg.get("grey"):
+            model += " grey"  # a colour set reduced to luma (--grey)
+        if cfg.get("init_from"):  # a fine-tune: name the parent's dataset (or the checkpoint's hash)
+            parent = cfg["init_from"].get("dataset") or cfg["init_from"]["sha256"][:8]
+            model += f" ft:{parent}"
         label = post_label(cfg.get("post"), cfg.get("post_params"))
         if label:
             model += f" {label}"

@@ -111,6 +111,9 @@ class RecordConfig(BaseModel):
     selected_on: str | None = Field(
         default=None, description="the split whose loss chose the kept weights (None: the last epoch's weights, "
                                   "as when the scored split is val)")
+    grey: bool = Field(
+        default=False, description="the images were reduced to one grey (luma) channel before the method saw them "
+                                   "(--grey on a colour dataset)")
     post: Name | None = Field(
         default=None, description="post-processor that turned the probabilities into boundaries "
                                   "(grainbench.postprocessors; None in older records: 'protocol', the protocol's own "

@@ -12,9 +12,12 @@ modes; each mode gives one record. Runs are resumable at two levels:
   leaves ``model.pt``, which later runs load instead of training again.
 
 Scored split (``RunSpec.split``): ``test`` by default; ``val`` holds the
-test files back. Scoring on ``val`` gives training no validation split at
-all: the weights kept are the last epoch's (no selection, no early stopping
-on the split that is scored), and the record says so (``config.selected_on``).
+test files back. Nothing is ever selected on the split that is scored:
+scoring ``val`` holds a part of the training split out instead
+(:func:`selection_holdout`: every 4th training slice, or the last quarter
+of a serial stack), which chooses the kept epoch and stops training early;
+the record says which (``config.selected_on``: ``val``, ``train-holdout``,
+or None for the last epoch's weights).
 
 Fine-tuning (``RunSpec.init_from``, :func:`resolve_init_from`): training
 starts from the weights of an earlier run or checkpoint (fresh optimizer);
@@ -24,6 +27,7 @@ the parent is part of the run's identity and work folder, and recorded in
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -31,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from . import data
 from .data.volume import Volume
@@ -47,6 +53,34 @@ from .records import code_version, load_records, make_record, write_record
 
 #: Split roles of a run.
 TRAIN, VAL, TEST = "train", "val", "test"
+HOLDOUT = "train-holdout"  # the part of train that selects the weights when val is scored
+
+
+def selection_holdout(train: Volume, every: int = 4) -> tuple[Volume, Volume]:
+    """Split a training volume into (fit, select) slices, for runs that score val.
+
+    Independent images (``serial`` False) give every ``every``-th slice to the
+    selection set, starting at the last of the first group (as tbm's val rule);
+    a serial stack gives it its last ``1/every`` as one block, so neither part
+    loses its neighbours. At least one slice stays on each side.
+    """
+    z = len(train)
+    if z < 2:
+        raise ValueError(f"{train.name}: {z} training slice(s), too few to hold some out for selection")
+    if train.serial:
+        cut = min(z - 1, max(1, z - z // every))
+        held = np.arange(z) >= cut
+    else:
+        held = (np.arange(z) % every) == every - 1
+        if not held.any():
+            held[-1] = True
+    return train.take(np.flatnonzero(~held), "fit"), train.take(np.flatnonzero(held), "select")
+
+
+def _selected_on(fit_info: dict[str, Any]) -> str | None:
+    if "selected_on" in fit_info:
+        return fit_info["selected_on"]
+    return VAL if int(fit_info.get("best_epoch", -1)) >= 0 else None  # fit.json of older code
 
 
 class RunError(GrainbenchError):
@@ -102,6 +136,10 @@ class RunSpec:
         The split that is scored (``test``; ``val`` trains without a validation split, see the module doc).
     init_from : InitFrom, optional
         Fine-tune: start training from these weights (:func:`resolve_init_from`).
+    grey : bool
+        Reduce a colour dataset's images to one grey channel (luma) before the
+        method sees them (the grey baseline of a colour set); part of the
+        identity and of the work folder.
     post : str
         Post-processor of the probabilities (:mod:`grainbench.postprocessors`).
     post_params : dict
@@ -120,6 +158,7 @@ class RunSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     split: str = TEST
     init_from: InitFrom | None = None
+    grey: bool = False
     post: str = "protocol"
     post_params: dict[str, Any] = field(default_factory=dict)
 
@@ -128,7 +167,7 @@ class RunSpec:
         return {"model": self.model, "dataset": self.dataset, "split": self.split, "protocol": self.protocol,
                 "preset": self.preset, "seed": self.seed, "mode": mode,
                 "model_args": dict(self.model_args), "preset_overrides": dict(self.overrides),
-                "init_from": self.init_from.to_dict() if self.init_from else None,
+                "init_from": self.init_from.to_dict() if self.init_from else None, "grey": self.grey,
                 "post": self.post, "post_params": dict(self.post_params)}
 
     def work_dir(self, root: Path) -> Path:
@@ -142,6 +181,8 @@ class RunSpec:
         settings: list[Any] = [self.model_args, self.overrides]
         if self.split != TEST or self.init_from is not None:
             settings.append({"split": self.split, "init_from": self.init_from.sha256 if self.init_from else None})
+        if self.grey:
+            settings.append({"grey": True})
         tag = config_tag(path_component(self.preset, "preset"), settings)
         return (root / path_component(self.dataset, "dataset") / path_component(self.model, "model")
                 / f"{tag}-seed{self.seed}")
@@ -201,7 +242,7 @@ def completed_records(spec: RunSpec, records: list[tuple[Path, dict]], context: 
     wanted = {m: spec.identity(m) for m in modes_for(context, spec.modes, data.get_dataset(spec.dataset).serial)}
     hashes = data.dataset_hashes(spec.dataset) if dataset_hashes is None else dataset_hashes
     code = code_version() if code is None else code
-    missing = {"model_args": {}, "preset_overrides": {}, "post": DEFAULT_POST, "post_params": {}}
+    missing = {"model_args": {}, "preset_overrides": {}, "post": DEFAULT_POST, "post_params": {}, "grey": False}
     for path, rec in records:
         if rec.get("kind") != "run" or rec["dataset"]["hashes"] != hashes or rec["code_version"] != code:
             continue
@@ -314,12 +355,17 @@ class DataCache:
     """Loads each (dataset, split) once per process."""
 
     def __init__(self) -> None:
-        self._volumes: dict[tuple[str, str], Volume] = {}
+        self._volumes: dict[tuple[str, str, bool], Volume] = {}
 
-    def get(self, dataset: str, split: str) -> Volume:
-        key = (dataset, split)
+    def get(self, dataset: str, split: str, *, grey: bool = False) -> Volume:
+        """The split's Volume; ``grey`` gives its images as one luma channel (:meth:`Volume.grey`)."""
+        key = (dataset, split, grey)
         if key not in self._volumes:
-            self._volumes[key] = data.load(dataset, split)
+            if grey:
+                vol = self.get(dataset, split)
+                self._volumes[key] = dataclasses.replace(vol, image=vol.grey(), meta={**vol.meta, "grey": True})
+            else:
+                self._volumes[key] = data.load(dataset, split)
         return self._volumes[key]
 
     def has_split(self, dataset: str, split: str) -> bool:
@@ -386,13 +432,13 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     kwargs = dict(spec.model_args)
     if device is not None and accepts(cls, "device"):
         kwargs.setdefault("device", device)
-    kwargs.update(channel_args(cls, spec.model, data.get_dataset(spec.dataset)))
+    kwargs.update(channel_args(cls, spec.model, data.get_dataset(spec.dataset), grey=spec.grey))
     try:
         method = create_model(spec.model, **kwargs)
     except TypeError as exc:
         raise RunError(f"method {spec.model!r} does not take {sorted(spec.model_args)}: {exc}") from None
 
-    test = cache.get(spec.dataset, spec.split)
+    test = cache.get(spec.dataset, spec.split, grey=spec.grey)
     work = spec.work_dir(work_root)
     final = work / "model.pt"
     fit_info: dict[str, Any] = {"preset": "none"}
@@ -407,9 +453,14 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         train_seconds = float(fit_info.get("seconds", 0.0))  # the training that made these weights, all segments
         source = "checkpoint"
     elif learns:
-        train = cache.get(spec.dataset, TRAIN)
-        # Never select (or stop early) on the split that is scored: scoring val leaves training without one.
-        val = cache.get(spec.dataset, VAL) if cache.has_split(spec.dataset, VAL) and spec.split != VAL else None
+        train = cache.get(spec.dataset, TRAIN, grey=spec.grey)
+        # Never select (or stop early) on the split that is scored: scoring val selects on a part of train.
+        if spec.split == VAL:
+            train, val = selection_holdout(train)
+            selected_on = HOLDOUT
+        else:
+            val = cache.get(spec.dataset, VAL, grey=spec.grey) if cache.has_split(spec.dataset, VAL) else None
+            selected_on = VAL
         source = "resumed" if (work / "last.pt").exists() else "trained"
         start = f", starting from {spec.init_from.path}" if spec.init_from else ""
         log(f"{spec.model}: {'resuming' if source == 'resumed' else 'training'} with preset {spec.preset!r}, "
@@ -425,6 +476,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         if fit.stopped_early:
             log(f"{spec.model}: stopped early after epoch {fit.stop_epoch} (best epoch {fit.best_epoch + 1})")
         fit_info = {k: v for k, v in fit.to_dict().items() if k != "config"}
+        fit_info["selected_on"] = selected_on if val is not None and fit.best_epoch >= 0 else None
         fit_info["preset_config"] = fit.config.get("preset")  # every field, as the method used it
         train_seconds = fit.seconds
         if hasattr(method, "save"):
@@ -468,8 +520,8 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         config = {**spec.identity(res["mode"]), "context": cls.context, "method_config": res["config"],
                   "trained_from": source, "first_prev": res["first_prev"],
                   "train_split": TRAIN if learns else None, "preset_config": preset_config,
-                  # a best epoch exists only when the val loss chose the weights (never with --split val)
-                  "selected_on": VAL if learns and int(fit_info.get("best_epoch", -1)) >= 0 else None}
+                  # which split's loss chose the kept weights (never the scored one)
+                  "selected_on": _selected_on(fit_info) if learns else None}
         overlay = overlay_of.get(res["mode"])
         record = make_record(
             config=config, protocol=protocol.to_dict(), aggregate=res["aggregate"], per_slice=res["per_slice"],
@@ -508,7 +560,7 @@ def post_for(cls: type, post: str | None = None, post_params: dict[str, Any] | N
 def validate_run(models: list[str], dataset: str, *, preset: str, modes: tuple[str, ...] | None,
                  model_args: dict[str, Any], overrides: dict[str, Any], device: str | None,
                  split: str = TEST, init_from: InitFrom | None = None,
-                 post: str | None = None, post_params: dict[str, Any] | None = None) -> None:
+                 post: str | None = None, post_params: dict[str, Any] | None = None, grey: bool = False) -> None:
     """Everything a run can check before any work: names, device, preset after overrides, model
     arguments, post-processor, modes on non-serial data, the scored split, the method of ``init_from``,
     the dataset's lock file. Raises a GrainbenchError naming it."""
@@ -532,15 +584,17 @@ def validate_run(models: list[str], dataset: str, *, preset: str, modes: tuple[s
             if preset not in cls.presets:
                 raise RunError(f"method {name!r} has presets {cls.presets}, not {preset!r}")
             get_preset(preset, **overrides)
-        args = {**{k: v for k, v in model_args.items() if accepts(cls, k)}, **channel_args(cls, name, entry)}
+        args = {**{k: v for k, v in model_args.items() if accepts(cls, k)}, **channel_args(cls, name, entry, grey=grey)}
         try:
             create_model(name, **args)  # constructors check their arguments (e.g. width >= 1); nets build lazily
         except TypeError as exc:
             raise RunError(f"method {name!r} does not take {sorted(args)}: {exc}") from None
 
 
-def channel_args(cls: type, name: str, entry: Any) -> dict[str, Any]:
+def channel_args(cls: type, name: str, entry: Any, *, grey: bool = False) -> dict[str, Any]:
     """``{"in_channels": C}`` for the dataset's image channels; a grey-only method on colour data is refused.
+
+    ``grey``: the run reduces the images to one channel (C = 1 whatever the dataset has).
 
     Network methods and methods naming ``in_channels`` always get it; a method
     that only takes ``**kwargs`` gets it on colour data (grey is the default).
@@ -553,9 +607,10 @@ def channel_args(cls: type, name: str, entry: Any) -> dict[str, Any]:
         named = "in_channels" in inspect.signature(cls.__init__).parameters
     except (TypeError, ValueError):
         named = False
-    if named or issubclass(cls, TorchMethod) or (entry.channels != 1 and accepts(cls, "in_channels")):
-        return {"in_channels": entry.channels}
-    if entry.channels != 1:
+    channels = 1 if grey else entry.channels
+    if named or issubclass(cls, TorchMethod) or (channels != 1 and accepts(cls, "in_channels")):
+        return {"in_channels": channels}
+    if channels != 1:
         raise RunError(f"method {name!r} takes no in_channels, but dataset {entry.name!r} has {entry.channels} "
                        "image channels; add an in_channels keyword to the method")
     return {}
@@ -569,14 +624,16 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
              max_epochs: int | None = None, tolerant: bool = False,
              log: Callable[[str], None] = print, force: bool = False, split: str = TEST,
              init_from: str | Path | InitFrom | None = None, metrics: str = "standard",
-             post: str | None = None, post_params: dict[str, Any] | None = None) -> list[RunOutcome]:
+             post: str | None = None, post_params: dict[str, Any] | None = None,
+             grey: bool = False) -> list[RunOutcome]:
     """Every (model, seed) of one dataset, in order; the dataset is loaded once.
 
     ``protocol`` defaults to the dataset's protocol in the registry; ``split``
     is the split scored (``test``, or ``val`` to hold the test files back);
     ``init_from`` (a checkpoint, run folder, record or run id, see
     :func:`resolve_init_from`) makes every run a fine-tune of those weights.
-    ``post`` and ``post_params`` override each method's post-processor (:func:`post_for`).
+    ``post`` and ``post_params`` override each method's post-processor (:func:`post_for`);
+    ``grey`` reduces a colour dataset to one channel for every method.
     """
     records_dir = user_records_dir() if records_dir is None else records_dir
     work_root = runs_root() if work_root is None else work_root
@@ -586,7 +643,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
         init_from = resolve_init_from(init_from, records_dir=records_dir, work_root=work_root)
     validate_run(models, dataset, preset=preset, modes=modes, model_args=model_args or {},
                  overrides=overrides or {}, device=device, split=split, init_from=init_from,
-                 post=post, post_params=post_params)
+                 post=post, post_params=post_params, grey=grey)
     cache = DataCache()
     existing = existing_records(records_dir, dataset)  # read once; each run adds what it writes
     outcomes = []
@@ -601,7 +658,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
         for seed in seeds:
             spec = RunSpec(model=name, dataset=dataset, preset=preset, seed=seed, protocol=protocol_id,
                            modes=modes, model_args=args, overrides=dict(overrides or {}), split=split,
-                           init_from=init_from, post=chosen.name, post_params=chosen.params)
+                           init_from=init_from, grey=grey, post=chosen.name, post_params=chosen.params)
             t0 = time.perf_counter()
             outcome = run_one(spec, records_dir=records_dir, work_root=work_root, device=device,
                               figures_dir=figures_dir, cache=cache, progress=progress, max_epochs=max_epochs,

@@ -116,7 +116,25 @@ def test_a_checkpoint_of_another_architecture_is_refused_in_one_line(work, capsy
     assert main(["run", "--model", "unet", "--dataset", "synthetic", "--init-from", "no-such-run"]) == 2
 
 
-def test_scoring_val_trains_without_val_and_keeps_splits_apart(work):
+def test_selection_holdout_takes_train_slices_only():
+    import numpy as np
+    from grainbench.data.volume import Volume
+    from grainbench.runner import selection_holdout
+
+    z = 10
+    image = np.arange(z, dtype=np.float32)[:, None, None] * np.ones((z, 4, 4), np.float32)
+    pairs = Volume(image=image, labels=None, boundary=np.zeros((z, 4, 4), bool), serial=False, name="d/train",
+                   meta={"names": [f"p{i}" for i in range(z)]})
+    fit, select = selection_holdout(pairs)
+    assert select.meta["names"] == ["p3", "p7"] and select.image[:, 0, 0].tolist() == [3, 7]
+    assert sorted(fit.image[:, 0, 0].tolist() + select.image[:, 0, 0].tolist()) == list(range(z))
+    stack = Volume(image=image, labels=None, boundary=None, serial=True, name="s/train")
+    fit, select = selection_holdout(stack)
+    assert fit.image[:, 0, 0].tolist() == list(range(8)) and select.image[:, 0, 0].tolist() == [8, 9]
+    assert fit.serial and select.serial  # each part keeps its neighbours
+
+
+def test_scoring_val_selects_on_train_holdout_and_keeps_splits_apart(work):
     assert main(["run", "--model", "unet,classical", "--dataset", "synthetic", *TINY, "--model-arg", "width=4",
                  "--split", "val"]) == 0
     assert main(["run", "--model", "unet,classical", "--dataset", "synthetic", *TINY, "--model-arg", "width=4"]) == 0
@@ -124,10 +142,10 @@ def test_scoring_val_trains_without_val_and_keeps_splits_apart(work):
     by = {(r["config"]["model"], r["config"]["split"]): r for r in recs}
     assert set(by) == {("unet", "val"), ("unet", "test"), ("classical", "val"), ("classical", "test")}
     val_unet, test_unet = by[("unet", "val")], by[("unet", "test")]
-    # Scored on val: the per-slice rows are the val slices, and nothing was selected on them.
+    # Scored on val: the per-slice rows are the val slices; the weights were chosen on a part of train.
     assert [r["slice"] for r in val_unet["metrics"]["per_slice"]] == list(range(32, 40))
-    assert val_unet["config"]["selected_on"] is None and val_unet["extra"]["fit"]["best_epoch"] == -1
-    assert all(pd.isna(v) for v in val_unet["extra"]["fit"]["history"]["val_loss"])
+    assert val_unet["config"]["selected_on"] == "train-holdout" and val_unet["extra"]["fit"]["best_epoch"] >= 0
+    assert not any(pd.isna(v) for v in val_unet["extra"]["fit"]["history"]["val_loss"])
     assert test_unet["config"]["selected_on"] == "val" and test_unet["extra"]["fit"]["best_epoch"] == 0
     assert [r["slice"] for r in test_unet["metrics"]["per_slice"]] == list(range(40, 48))
     assert len(list((work / "runs/synthetic/unet").glob("*/model.pt"))) == 2
@@ -157,3 +175,50 @@ def test_split_that_is_not_there_or_train_is_refused(work, capsys):
     assert "no split 'holdout'" in capsys.readouterr().err
     assert main(["run", "--model", "unet", "--dataset", "synthetic", "--split", "train"]) == 2
     assert "train on it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["unet", "wpunet", "unet_bdclstm"])
+def test_grey_weights_fine_tune_on_colour_as_their_channel_mean(name, tmp_path):
+    # Pretrain on grey, fine-tune on RGB: the widened network answers a colour
+    # input as the grey one answered the channel mean (the previous mask kept).
+    import numpy as np
+    import torch
+    from grainbench.methods import create_model
+
+    torch.manual_seed(0)
+    grey = create_model(name, width=4, in_channels=1)
+    path = tmp_path / "grey.pt"
+    grey.save(path)
+    colour = create_model(name, width=4, in_channels=3)
+    colour.load_init_weights(path)
+    rgb = torch.rand(1, colour.net_in_channels, 32, 32)
+    k = (colour.net_in_channels - grey.net_in_channels) // 2  # grey image channels (slices of a 2.5D stack)
+    # the grey input: each group of 3 colour channels averaged, extra channels (prev mask) as they are
+    image = rgb[:, :3 * k].reshape(1, k, 3, 32, 32).mean(2)
+    grey_in = torch.cat([image, rgb[:, 3 * k:]], dim=1)
+    grey.net.eval(), colour.net.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(colour.net(rgb).numpy(), grey.net(grey_in).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_grey_run_of_a_colour_set_is_its_own_recorded_row(tmp_path, monkeypatch):
+    # --grey on colour data: the method is built grey, gets luma images, trains in its own folder and
+    # its record and leaderboard row say so.
+    import numpy as np
+    from grainbench.data.volume import Volume
+    from grainbench.runner import DataCache, RunSpec, channel_args
+    from grainbench.data.registry import get_dataset
+    from grainbench.methods.registry import get_model_class
+
+    tbm = get_dataset("tbm")
+    assert tbm.channels == 3
+    assert channel_args(get_model_class("unet"), "unet", tbm) == {"in_channels": 3}
+    assert channel_args(get_model_class("unet"), "unet", tbm, grey=True) == {"in_channels": 1}
+    rgb = np.random.default_rng(0).random((2, 3, 8, 8)).astype(np.float32)
+    cache = DataCache()
+    cache._volumes[("d", "test", False)] = Volume(image=rgb, labels=None, boundary=np.zeros((2, 8, 8), bool))
+    grey = cache.get("d", "test", grey=True)
+    assert grey.channels == 1 and np.allclose(grey.image, 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2],
+                                              atol=1e-6)
+    a, b = RunSpec("unet", "tbm"), RunSpec("unet", "tbm", grey=True)
+    assert a.work_dir(tmp_path) != b.work_dir(tmp_path) and b.identity(None)["grey"] is True

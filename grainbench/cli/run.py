@@ -66,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test",
                    help="the split scored: test (default) or val, to hold the test files back (training then "
                         "keeps its last epoch's weights: nothing is selected on the scored split)")
+    p.add_argument("--grey", action="store_true",
+                   help="reduce a colour dataset's images to one grey (luma) channel for the methods (recorded)")
     p.add_argument("--init-from", metavar="RUN_OR_CHECKPOINT", default=None,
                    help="fine-tune: start training from these weights (a run id, its record, its work folder, "
                         "or a .pt checkpoint); a new run, recorded with its parent")
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=parse_assignments(args.overrides, "--set", error=RunError),
         records_dir=args.records, work_root=args.workdir,
         device=device, figures_dir=figures, max_epochs=args.max_epochs, tolerant=args.tolerant, force=args.force,
-        metrics=args.metrics, split=args.split, init_from=args.init_from,
+        metrics=args.metrics, split=args.split, init_from=args.init_from, grey=args.grey,
         post=args.post, post_params=parse_assignments(args.post_param, "--post-param", error=ConfigError),
         log=lambda msg: err_console.print(escape(msg), highlight=False))
     for o in outcomes:

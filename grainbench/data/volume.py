@@ -123,3 +123,22 @@ class Volume:
 
     def __len__(self) -> int:
         return self.image.shape[0]
+
+    def take(self, indices: Any, part: str = "") -> "Volume":
+        """The slices ``indices`` (in that order) as a new Volume; ``part`` is appended to the name.
+
+        Per-slice lists a loader put in ``meta`` (``names``, ``slices``) are
+        subset alike; the result is serial only if the slices are consecutive
+        in a serial stack.
+        """
+        idx = np.asarray(indices, dtype=np.intp)
+        meta = dict(self.meta)
+        for key in ("names", "slices"):
+            ids = meta.get(key)
+            if isinstance(ids, (list, tuple)) and len(ids) == len(self):
+                meta[key] = [ids[i] for i in idx]
+        consecutive = bool(idx.size) and bool(np.all(np.diff(idx) == 1))
+        return Volume(
+            image=self.image[idx], labels=None if self.labels is None else self.labels[idx],
+            boundary=None if self.boundary is None else self.boundary[idx],
+            serial=self.serial and consecutive, name=f"{self.name}:{part}" if part else self.name, meta=meta)

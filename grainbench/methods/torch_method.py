@@ -166,6 +166,13 @@ class TorchMethod(Method):
         ``best.pt``; read with ``weights_only=True``) must be of this method and
         its state dict must have exactly this network's keys and shapes; else an
         :class:`~grainbench.errors.InputFileError` names the file and the first mismatch.
+
+        One mismatch is bridged on purpose: grey weights (``in_channels`` 1)
+        fine-tuned on colour data (pretraining on grey generated stacks, then
+        fine-tuning on a colour set). The layers that read the image get each grey
+        input channel repeated over the C colour channels and divided by C
+        (:func:`widen_grey_weights`), so the widened network answers a colour
+        image as the grey one answered its channel mean.
         """
         from ..training.checkpoint import load_checkpoint
 
@@ -177,6 +184,9 @@ class TorchMethod(Method):
         if cfg.get("name") != self.name:
             raise InputFileError(f"{path}: checkpoint of method {cfg.get('name')!r}, not {self.name!r}")
         own = self.net.state_dict()
+        if int(cfg.get("in_channels", 1)) == 1 and self.in_channels > 1:
+            weights = widen_grey_weights(weights, own, self.in_channels)
+            cfg = {**cfg, "in_channels": self.in_channels}
         differs = {k: (v, self._config.get(k)) for k, v in cfg.items()
                    if k not in ("name", "context") and self._config.get(k) != v}
         hint = "; checkpoint " + ", ".join(f"{k}={a!r} vs this run's {b!r}" for k, (a, b) in differs.items()) \
@@ -281,3 +291,30 @@ class TorchMethod(Method):
         which validation and prediction use.
         """
         return loss_fn(outputs.float(), target)
+
+
+def widen_grey_weights(weights: dict[str, torch.Tensor], own: dict[str, torch.Tensor],
+                       channels: int) -> dict[str, torch.Tensor]:
+    """Grey-trained weights for a network whose image input has ``channels`` channels.
+
+    A tensor that differs from this network's only along axis 1 reads the
+    network input: its ``k`` grey image channels (one per slice of a 2.5D stack)
+    become ``k * channels`` (each repeated ``channels`` times, divided by
+    ``channels``: the order :meth:`TorchMethod.make_input` builds) and the
+    channels after them (e.g. WPU-Net's previous mask) are kept. Other tensors
+    are returned as they are; any other mismatch is left for the caller to report.
+    """
+    out = dict(weights)
+    for key, mine in own.items():
+        w = weights.get(key)
+        if w is None or w.ndim < 2 or w.shape == mine.shape:
+            continue
+        if w.shape[:1] != mine.shape[:1] or w.shape[2:] != mine.shape[2:]:
+            continue
+        grown = mine.shape[1] - w.shape[1]
+        k, rest = divmod(grown, channels - 1)
+        if rest or k < 1 or k > w.shape[1]:
+            continue
+        image = torch.repeat_interleave(w[:, :k], channels, dim=1) / channels
+        out[key] = torch.cat([image, w[:, k:]], dim=1).to(mine.dtype)
+    return out
