@@ -106,8 +106,7 @@ class InitFrom:
     dataset: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "run_id": self.run_id, "model": self.model,
-                "dataset": self.dataset}
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

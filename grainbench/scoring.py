@@ -111,7 +111,7 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
         "dice": dice(pred, gt),
     }
     n_pred, n_gt = grain_count(pred_labels), grain_count(gt_labels)
-    row.update(grain_size_agreement(pred.cpu().numpy(), gt.cpu().numpy(), pattern=protocol.intercept_pattern))
+    row.update(grain_size_agreement(pred, gt, pattern=protocol.intercept_pattern))
     row["grain_count_ratio"] = n_pred / n_gt if n_gt else math.nan
     if extended:
         completeness, correctness, quality = ccq_from_distances(dist, protocol.quality_tolerance)

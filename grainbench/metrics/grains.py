@@ -141,7 +141,7 @@ def grain_size_agreement(pred_boundary: ArrayLike, gt_boundary: ArrayLike, *, pa
     if gt_chords.size == 0:
         g_error = math.nan
     else:
-        l_pred = float(pred_chords.mean()) if pred_chords.size else float(max(as_mask(pred_boundary).shape[-2:]))
+        l_pred = float(pred_chords.mean()) if pred_chords.size else float(max(np.shape(pred_boundary)[-2:]))
         g_error = abs(grain_size_difference(l_pred, float(gt_chords.mean())))
     return {"astm_g_error": g_error,
             "intercept_js": distribution_distance(pred_chords, gt_chords, bins=bins)}
