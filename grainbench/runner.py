@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,10 +191,11 @@ class RunOutcome:
     """What happened to one run."""
 
     spec: RunSpec
-    status: str  # "done", "skipped" (records existed) or "interrupted" (fit stopped early)
+    status: str  # "done", "skipped" (records existed), "interrupted" (fit stopped early), "failed" (ray executor)
     records: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     fit_source: str = ""  # "trained", "resumed", "checkpoint", "none"
+    error: str = ""  # why a "failed" run failed, one line
 
 
 def modes_for(context: str, modes: tuple[str, ...] | None, serial: bool = True) -> tuple[str | None, ...]:
@@ -371,6 +371,20 @@ class DataCache:
         return split in data.get_dataset(dataset).splits
 
 
+def finished_outcome(spec: RunSpec, existing: list[tuple[Path, dict]], *, force: bool = False,
+                     log: Callable[[str], None] = print, hashes: dict[str, str] | None = None
+                     ) -> tuple[RunOutcome | None, dict[str | None, Path]]:
+    """The skip rule of a run: ``(outcome "skipped", records)`` when every mode of ``spec`` has a record
+    among ``existing`` (:func:`completed_records`; never with ``force``), else ``(None, the modes recorded)``."""
+    cls = get_model_class(spec.model)
+    done = {} if force else completed_records(spec, existing, cls.context, hashes)
+    modes = modes_for(cls.context, spec.modes, data.get_dataset(spec.dataset).serial)
+    if all(m in done for m in modes):
+        log(f"{spec.model}: skipped: a record of this run exists ({done[modes[0]]}); pass --force to rerun")
+        return RunOutcome(spec, "skipped", [done[m] for m in modes], fit_source="none"), done
+    return None, done
+
+
 def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | None = None,
             figures_dir: Path | None = None, cache: DataCache | None = None, progress: bool = True,
             max_epochs: int | None = None, tolerant: bool = False, log: Callable[[str], None] = print,
@@ -419,11 +433,10 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     use_deterministic()
     post = get_postprocessor(spec.post, **spec.post_params)
     hashes = data.dataset_hashes(spec.dataset)
-    done = {} if force else completed_records(spec, existing, cls.context, hashes)
+    skipped, done = finished_outcome(spec, existing, force=force, log=log, hashes=hashes)
+    if skipped is not None:
+        return skipped
     modes = modes_for(cls.context, spec.modes, data.get_dataset(spec.dataset).serial)
-    if all(m in done for m in modes):
-        log(f"{spec.model}: skipped: a record of this run exists ({done[modes[0]]}); pass --force to rerun")
-        return RunOutcome(spec, "skipped", [done[m] for m in modes], fit_source="none")
 
     learns = bool(cls.presets)
     if learns and spec.preset not in cls.presets:
@@ -624,7 +637,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
              log: Callable[[str], None] = print, force: bool = False, split: str = TEST,
              init_from: str | Path | InitFrom | None = None, metrics: str = "standard",
              post: str | None = None, post_params: dict[str, Any] | None = None,
-             grey: bool = False) -> list[RunOutcome]:
+             grey: bool = False, executor: Any = "local") -> list[RunOutcome]:
     """Every (model, seed) of one dataset, in order; the dataset is loaded once.
 
     ``protocol`` defaults to the dataset's protocol in the registry; ``split``
@@ -633,7 +646,13 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     :func:`resolve_init_from`) makes every run a fine-tune of those weights.
     ``post`` and ``post_params`` override each method's post-processor (:func:`post_for`);
     ``grey`` reduces a colour dataset to one channel for every method.
+    ``executor`` (``"local"``, ``"ray"`` or a :class:`grainbench.executors.RayExecutor`)
+    says where the runs go (:func:`grainbench.executors.execute`): in this
+    process, or one Ray task each, gathered as they finish (failed runs then
+    come back with status ``"failed"`` instead of stopping the others).
     """
+    from .executors import RunContext, execute
+
     records_dir = user_records_dir() if records_dir is None else records_dir
     work_root = runs_root() if work_root is None else work_root
     entry = data.get_dataset(dataset)
@@ -641,11 +660,10 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     if init_from is not None and not isinstance(init_from, InitFrom):
         init_from = resolve_init_from(init_from, records_dir=records_dir, work_root=work_root)
     validate_run(models, dataset, preset=preset, modes=modes, model_args=model_args or {},
-                 overrides=overrides or {}, device=device, split=split, init_from=init_from,
-                 post=post, post_params=post_params, grey=grey)
-    cache = DataCache()
+                 overrides=overrides or {}, device=device if executor == "local" else None,  # a worker's device
+                 split=split, init_from=init_from, post=post, post_params=post_params, grey=grey)
     existing = existing_records(records_dir, dataset)  # read once; each run adds what it writes
-    outcomes = []
+    specs = []
     for name in models:
         cls = get_model_class(name)
         # Shared arguments (e.g. width) go to the models whose constructor takes them.
@@ -658,13 +676,10 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
             spec = RunSpec(model=name, dataset=dataset, preset=preset, seed=seed, protocol=protocol_id,
                            modes=modes, model_args=args, overrides=dict(overrides or {}), split=split,
                            init_from=init_from, grey=grey, post=chosen.name, post_params=chosen.params)
-            t0 = time.perf_counter()
-            outcome = run_one(spec, records_dir=records_dir, work_root=work_root, device=device,
-                              figures_dir=figures_dir, cache=cache, progress=progress, max_epochs=max_epochs,
-                              tolerant=tolerant, log=log, existing=existing, force=force, metrics=metrics)
-            log(f"{name} seed {seed}: {outcome.status} in {time.perf_counter() - t0:.1f} s")
-            outcomes.append(outcome)
-    return outcomes
+            specs.append(spec)
+    context = RunContext(Path(records_dir), Path(work_root), device, figures_dir, progress, max_epochs, tolerant,
+                         force, metrics)
+    return execute(specs, context, executor, existing=existing, log=log)
 
 
 def summary_table(outcomes: list[RunOutcome]) -> Any:

@@ -19,6 +19,7 @@ from ..leaderboard import (
 from ..plugins import parse_assignments
 from ..postprocessors import list_postprocessors
 from ..errors import ConfigError
+from ..executors import EXECUTORS, make_executor
 from ..records import require_clean_tree
 from ..runner import RunError, run_many, summary_table
 from ._console import console, err_console
@@ -74,6 +75,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerant", action="store_true",
                    help="also record seed 003's normalised-Gaussian tolerant precision/recall/F1 (sigma 3 px)")
     add_metrics_argument(p)
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="where the runs execute: local (default, one after another in this process) or ray "
+                        "(one Ray task per run, in parallel; records gathered here as each finishes)")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: the Ray cluster to join (auto, HOST:PORT); default: start a local one")
+    p.add_argument("--cpus-per-run", type=float, default=None, metavar="N",
+                   help="with --executor ray: CPUs each run reserves (default 1; its torch threads)")
+    p.add_argument("--gpus-per-run", type=float, default=None, metavar="N",
+                   help="with --executor ray: GPUs each run reserves (default 1 if the cluster has GPUs, else 0; "
+                        "0.5 packs two runs on a GPU)")
     p.add_argument("--no-leaderboard", action="store_true", help="only write records")
     p.add_argument("--force", action="store_true",
                    help="run even when a record of this run (same config, dataset hashes, code version) exists")
@@ -112,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.seed:
         raise RunError("--seed names no seed")
     device = None if args.device == "auto" else args.device
+    executor = make_executor(args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
+                             gpus_per_run=args.gpus_per_run)
     figures = None if args.no_leaderboard else args.leaderboards / "figures"
     outcomes = run_many(
         models, args.dataset, args.seed, preset=args.preset, protocol=args.protocol,
@@ -122,11 +135,12 @@ def run(args: argparse.Namespace) -> int:
         device=device, figures_dir=figures, max_epochs=args.max_epochs, tolerant=args.tolerant, force=args.force,
         metrics=args.metrics, split=args.split, init_from=args.init_from, grey=args.grey,
         post=args.post, post_params=parse_assignments(args.post_param, "--post-param", error=ConfigError),
-        log=lambda msg: err_console.print(escape(msg), highlight=False))
+        executor=executor, log=lambda msg: err_console.print(escape(msg), highlight=False))
     for o in outcomes:
         for path in o.records:
             console.print(f"record ({o.status}): {escape(str(path))}", highlight=False)
     interrupted = [o for o in outcomes if o.status == "interrupted"]
+    failed = [o for o in outcomes if o.status == "failed"]
     table = summary_table(outcomes)
     if not table.empty:
         scored = "" if args.split == "test" else f" (scored on {args.split})"
@@ -136,11 +150,16 @@ def run(args: argparse.Namespace) -> int:
         for path in build_leaderboards(args.records, args.leaderboards, [args.dataset],
                                        publish=args.publish)[args.dataset]:
             console.print(f"leaderboard: {escape(str(path))}", highlight=False)
+    for o in failed:
+        err_console.print(f"[red]failed:[/] {escape(o.spec.model)} seed {o.spec.seed}: {escape(o.error)}",
+                          highlight=False, soft_wrap=True)
+    if failed:
+        err_console.print(f"[red]{len(failed)} of {len(outcomes)} run(s) failed[/]; the others are recorded; "
+                          "run the same command again to retry them (finished runs are skipped)")
     if interrupted:
         err_console.print(f"[yellow]{len(interrupted)} run(s) stopped before the end of training; "
                           "run the same command again to resume[/]")
-        return 3
-    return 0
+    return 1 if failed else 3 if interrupted else 0
 
 
 HEADERS = {"vi": "VI", "vi_split": "VI\nsplit", "vi_merge": "VI\nmerge", "ari": "ARI", "map": "mAP", "bf1": "BF1",
