@@ -29,6 +29,7 @@ OPTIONAL = {
     "maxflow": ("finecut", {"fast_finecut"}),
     "timm": ("track", set()),
     "gudhi": ("topo", set()),
+    "ray": ("tune", set()),
 }
 
 # One process with the optional packages missing (every import of them fails as on a base install) runs
@@ -73,12 +74,14 @@ TRIGGERS = {
     "finecut": "from grainbench.methods import create_model; create_model('fast_finecut')",
     "topo": "from grainbench.training.losses import get_loss; get_loss('topo')",
     "track": "from grainbench.tracking import get_tracker_class as g; g('vgg13_bn')().build()",
+    "tune": "from pathlib import Path; from grainbench.executors import RayExecutor, RunContext; "
+            "RayExecutor().run([], RunContext(Path('records'), Path('runs')), existing=[])",
 }
 
 
 @pytest.fixture(scope="module")
 def hidden(tmp_path_factory):
-    """What grainbench does with torchvision, timm, smp, gudhi and PyMaxflow all missing."""
+    """What grainbench does with torchvision, timm, smp, gudhi, PyMaxflow and ray all missing."""
     tmp = tmp_path_factory.mktemp("hidden")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRAINBENCH_DATA": str(tmp / "data"),
            "GRAINBENCH_RUNS": str(tmp / "runs")}
