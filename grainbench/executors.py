@@ -275,15 +275,14 @@ class RayExecutor:
                         result = ray.get(ref)
                     except Exception as exc:  # the task raised or its worker died: report, go on
                         outcome = RunOutcome(spec, "failed", error=error_line(exc))
-                        where = ""
+                        took = f"after {time.perf_counter() - t0:.1f} s"  # queued and running
                     else:
                         outcome = _gather(spec, result, context, existing)
-                        where = f" on {result['node']}"
+                        took = f"in {result['seconds']:.1f} s on {result['node']}"
                     outcomes[i] = outcome
                     finished += 1
                     note = f": {outcome.error}" if outcome.error else ""
-                    log(f"{spec.model} seed {spec.seed}: {outcome.status}{note} in "
-                        f"{time.perf_counter() - t0:.1f} s{where} ({finished}/{total})")
+                    log(f"{spec.model} seed {spec.seed}: {outcome.status}{note} {took} ({finished}/{total})")
                     bar.advance()
         except BaseException:  # Ctrl-C or a driver error: leave no run working for nobody
             for ref in pending:
@@ -308,6 +307,7 @@ def _remote_run(spec: RunSpec, context: RunContext, existing: list[tuple[str, di
     from .records import code_version, read_record
     from .threads import configure_threads
 
+    t0 = time.perf_counter()
     node = socket.gethostname()
     mine = code_version()
     if mine != code:
@@ -329,6 +329,7 @@ def _remote_run(spec: RunSpec, context: RunContext, existing: list[tuple[str, di
         new = [p for p in outcome.records if records_dir in p.parents]
         figures = {str(p.relative_to(figures_dir)): p.read_bytes() for p in outcome.figures} if figures_dir else {}
         return {"status": outcome.status, "fit_source": outcome.fit_source, "node": node, "log": lines,
+                "seconds": time.perf_counter() - t0,
                 "kept": [str(p) for p in outcome.records if p not in new],
                 "records": [read_record(p) for p in new],
                 "figures": figures, "figures_root": str(figures_dir) if figures_dir else None}
