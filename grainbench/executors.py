@@ -228,6 +228,11 @@ class RayExecutor:
             gpus = 1.0 if device != "cpu" and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
         if gpus == 0 and device is not None and device.startswith("cuda"):
             raise RunError(f"--device {device} with --gpus-per-run 0: give each run a GPU (--gpus-per-run 1)")
+        have = ray.cluster_resources()
+        for option, want, kind in (("--cpus-per-run", self.cpus_per_run, "CPU"), ("--gpus-per-run", gpus, "GPU")):
+            if want > have.get(kind, 0):  # Ray would queue such a task forever
+                raise RunError(f"{option} {want:g}: the Ray cluster has {have.get(kind, 0):g} {kind}s in all, "
+                               "so no run could ever start; ask for less or add nodes")
         return gpus
 
     def _sweep(self, ray: Any, specs: list[RunSpec], context: RunContext, existing: list[tuple[Path, dict]],

@@ -152,3 +152,11 @@ def test_error_line_is_the_first_line_of_the_workers_exception():
     assert error_line(TaskError(ValueError("bad value\nmore"))) == "ValueError: bad value"
     assert error_line(TaskError(RunError("method 'x' has presets ()"))) == "method 'x' has presets ()"
     assert error_line(MemoryError()) == "MemoryError"
+
+
+def test_a_run_the_cluster_cannot_hold_is_refused_before_any_work(cluster, work, capsys):
+    assert _run(work, "--model", "classical", "--executor", "ray", "--gpus-per-run", "1") == 2
+    assert "--gpus-per-run 1: the Ray cluster has 0 GPUs in all" in capsys.readouterr().err
+    assert _run(work, "--model", "classical", "--executor", "ray", "--cpus-per-run", "3") == 2
+    assert "--cpus-per-run 3: the Ray cluster has 2 CPUs in all" in capsys.readouterr().err
+    assert not (work / "records").exists()
