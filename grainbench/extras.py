@@ -12,6 +12,7 @@ extra         packages                         enables
 ``track``     timm                             CNN trackers ``vgg13_bn``, ``densenet161``
 ``topo``      gudhi                            ``--set loss=topo`` (topological loss)
 ``finecut``   PyMaxflow                        ``fast_finecut`` (graph cuts)
+``tune``      ray[tune]                        ``grainbench tune`` (ASHA on Ray Tune)
 ``all``       all of the above
 ``test``      all, pytest, hypothesis, scikit-learn
 ============  ===============================  =========================================
@@ -34,6 +35,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "timm": ("track", "timm"),
     "gudhi": ("topo", "gudhi"),
     "maxflow": ("finecut", "PyMaxflow"),
+    "ray": ("tune", "ray[tune]"),
 }
 
 

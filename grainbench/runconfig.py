@@ -89,7 +89,8 @@ def check_preset_values(values: dict[str, Any], path: Path, where: str = "set") 
     try:
         get_preset(PRESETS["paper"], **values)
     except ConfigError as exc:
-        raise InputFileError(f"{path}: [{where}] {str(exc).removeprefix("preset 'paper': ")}") from None
+        why = str(exc).removeprefix("preset 'paper': ")
+        raise InputFileError(f"{path}: [{where}] {why}") from None
 
 
 def check_model_args(values: dict[str, Any], path: Path, where: str = "model_arg") -> None:
