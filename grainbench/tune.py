@@ -42,6 +42,7 @@ import datetime as _dt
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,13 +161,14 @@ def _trial(config: dict[str, Any], job: dict[str, Any]) -> None:
                  "planned_epochs": int((rec["config"].get("preset_config") or {}).get("epochs") or 0)})
 
 
-def _ray_temp_dir(root: Path) -> str:
-    """``<runs>/.ray`` when short enough for Ray's socket names, else a new folder under the system temp dir."""
-    here = root / ".ray"
+def _ray_temp_dir(root: Path) -> tuple[str, bool]:
+    """(folder, made here) for Ray's session files: ``<runs>/.ray`` when short enough for Ray's socket
+    names, else a new folder under the system temp dir (removed when the study ends)."""
+    here = root.resolve() / ".ray"
     if len(str(here)) <= _MAX_RAY_TMP:
         here.mkdir(parents=True, exist_ok=True)
-        return str(here)
-    return tempfile.mkdtemp(prefix="gb-ray-")
+        return str(here), False
+    return tempfile.mkdtemp(prefix="gb-ray-"), True
 
 
 def run_study(model: str, dataset: str, space: Space, *, samples: int = 8, study: str | None = None,
@@ -265,7 +267,7 @@ def run_study(model: str, dataset: str, space: Space, *, samples: int = 8, study
            "overrides": overrides, "model_args": model_args, "records": str(folder / "records"),
            "work": str(folder / "work"), "device": device, "init_from": parent, "pseudo_labels": pseudo,
            "study": study, "metric": metric, "threads": max(1, math.ceil(cpus_per_trial))}
-    started = False
+    started, scratch = False, None
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -273,8 +275,10 @@ def run_study(model: str, dataset: str, space: Space, *, samples: int = 8, study
             package_root = str(Path(__file__).resolve().parent.parent)  # workers import this grainbench
             path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
             cores = num_cpus or (math.ceil(cpus_per_trial * max_concurrent) if max_concurrent else os.cpu_count())
+            temp, made = _ray_temp_dir(runs_root())
+            scratch = temp if made else None
             ray.init(num_cpus=cores, num_gpus=None if gpus_per_trial else 0, include_dashboard=False,
-                     _temp_dir=_ray_temp_dir(runs_root()), log_to_driver=False, configure_logging=False,
+                     _temp_dir=temp, log_to_driver=False, configure_logging=False,
                      runtime_env={"env_vars": {"PYTHONPATH": path}})
         started = True
     try:
@@ -295,6 +299,8 @@ def run_study(model: str, dataset: str, space: Space, *, samples: int = 8, study
     finally:
         if started:
             ray.shutdown()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     trials = [_summarise(r) for r in grid]
     return _finish(study, folder, metric, lower, trials, space, overrides, model_args, model, dataset, preset,
                    parent, pseudo, log)
