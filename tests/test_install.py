@@ -29,6 +29,7 @@ OPTIONAL = {
     "maxflow": ("finecut", {"fast_finecut"}),
     "timm": ("track", set()),
     "gudhi": ("topo", set()),
+    "ray": ("tune", set()),
 }
 
 # One process with the optional packages missing (every import of them fails as on a base install) runs
@@ -73,6 +74,8 @@ TRIGGERS = {
     "finecut": "from grainbench.methods import create_model; create_model('fast_finecut')",
     "topo": "from grainbench.training.losses import get_loss; get_loss('topo')",
     "track": "from grainbench.tracking import get_tracker_class as g; g('vgg13_bn')().build()",
+    "tune": "from grainbench.space import Dimension, Space, to_ray; to_ray(Space((Dimension('set', 'lr', 'choice', "
+            "(1e-3,)),)))",
 }
 
 
