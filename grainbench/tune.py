@@ -71,7 +71,12 @@ class TuneError(GrainbenchError):
 
 @dataclass
 class TrialSummary:
-    """One trial of a study, as ``study.json`` lists it."""
+    """One trial of a study, as ``study.json`` lists it.
+
+    ``stopped_early``: ASHA stopped it before it was scored (no record); that can be after its
+    last epoch, when that epoch is a rung (``epochs`` then equals its planned epochs).
+    ``status``: ``finished`` (scored, record written), ``stopped`` or ``error``.
+    """
 
     trial: str
     settings: dict[str, dict[str, Any]]
@@ -188,6 +193,8 @@ def run_study(model: str, dataset: str, space: Space, *, samples: int = 8, study
         One method and one dataset (with a ``val`` split).
     space : Space
         The search space (:func:`grainbench.space.load_space`).
+    seed : int
+        Seed of every trial's training and of the sampling of the settings.
     samples : int
         Configurations drawn (each ``grid`` value is tried ``samples`` times, as in Ray Tune).
     study : str, optional
@@ -259,6 +266,7 @@ def run_study(model: str, dataset: str, space: Space, *, samples: int = 8, study
 
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import BasicVariantGenerator
 
     import ray
 
@@ -291,7 +299,9 @@ def run_study(model: str, dataset: str, space: Space, *, samples: int = 8, study
             tune.with_resources(tune.with_parameters(_trial, job=job), resources),
             param_space=to_ray(space),
             tune_config=tune.TuneConfig(metric=ASHA_METRIC, mode="min", scheduler=scheduler, num_samples=samples,
-                                        max_concurrent_trials=max_concurrent),
+                                        # the same seed draws the same settings (ASHA's stops depend on timing)
+                                        search_alg=BasicVariantGenerator(random_state=seed,
+                                                                         max_concurrent=max_concurrent or 0)),
             run_config=tune.RunConfig(name="ray", storage_path=str(folder), verbose=0,
                                       callbacks=[_LogCallback(log)]),
         )

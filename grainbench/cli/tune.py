@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=8, help="trials to sample (default 8; the paper ran 30)")
     p.add_argument("--study", help="name of the study (default <model>-<dataset>-<UTC time>)")
     p.add_argument("--preset", default="quick", help="base training preset (default quick)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every trial (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every trial and of the settings drawn (default 0)")
     p.add_argument("--protocol", help="scoring protocol (default: the dataset's)")
     p.add_argument("--metric", help="val metric that picks the best trial (default: the protocol's primary, "
                                     "VI for boundaries, IoU for phases)")
