@@ -214,13 +214,14 @@ def test_augment_none_crops_without_rotating_or_flipping(synthetic_cache, monkey
 # --------------------------------------------------------------------------- pseudo-labels
 
 def _train_parent(work):
-    assert main(["run", "--model", "unet", "--dataset", "synthetic", "--model-arg", "width=4", "--set", "epochs=2",
+    assert main(["run", "--model", "unet", "--dataset", "synthetic", "--model-arg", "width=4", "--set", "epochs=1",
                  *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")], "--no-leaderboard"]) == 0
     [rec_path] = (work / "runs/records/synthetic").glob("*.json")
     [model_pt] = (work / "runs/synthetic/unet").glob("*/model.pt")
     return read_record(rec_path), model_pt
 
 
+@pytest.mark.slow
 def test_pseudo_labels_are_the_parents_scored_predictions_and_are_recorded(work):
     from grainbench import data
     from grainbench.protocol import get_protocol
@@ -263,6 +264,7 @@ def test_pseudo_labels_from_a_method_without_weights_are_refused(work, capsys):
 
 # --------------------------------------------------------------------------- a real ASHA study
 
+@pytest.mark.slow
 def test_a_four_trial_asha_study_stops_one_early_and_writes_the_best(work, capsys):
     pytest.importorskip("ray.tune")
     import ray
