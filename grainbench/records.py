@@ -89,6 +89,13 @@ class InitFromInfo(BaseModel):
     dataset: str | None = Field(default=None, description="the dataset the parent was trained on, when known")
 
 
+class TuneInfo(_Part):
+    """The ``grainbench tune`` trial a run was."""
+
+    study: Name = Field(description="the study's name (its folder under the tune root)")
+    trial: Name = Field(description="Ray Tune's id of the trial within the study")
+
+
 class RecordConfig(BaseModel):
     """What was run. Method-specific fields (``context``, ``method_config``, ...) are kept as extras."""
 
@@ -120,6 +127,11 @@ class RecordConfig(BaseModel):
                                   "threshold, closing and skeletonisation)")
     post_params: dict[str, Scalar] = Field(
         default_factory=dict, description="every parameter of the post-processor, as used (defaults filled in)")
+    pseudo_labels: InitFromInfo | None = Field(
+        default=None, description="the trained run whose predictions over the training images were the training "
+                                  "labels (None: the dataset's own labels)")
+    tune: TuneInfo | None = Field(
+        default=None, description="the grainbench tune study and trial this run was (None: not a tuning trial)")
 
 
 class ProtocolInfo(BaseModel):

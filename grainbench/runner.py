@@ -23,6 +23,17 @@ Fine-tuning (``RunSpec.init_from``, :func:`resolve_init_from`): training
 starts from the weights of an earlier run or checkpoint (fresh optimizer);
 the parent is part of the run's identity and work folder, and recorded in
 ``config.init_from``.
+
+Pseudo-labels (``RunSpec.pseudo_labels``, :mod:`grainbench.pseudo`): the
+training split's ground truth is replaced by an earlier run's post-processed
+predictions on its images (seed 004's first step trained on SegNet outputs);
+validation and scoring keep the hand labels. The earlier run is named like
+``--init-from``, is part of the identity and work folder, and recorded in
+``config.pseudo_labels``.
+
+Tuning (``RunSpec.tune``): ``grainbench tune`` runs each trial through
+:func:`run_one`; the study and trial names are part of the run's identity and
+work folder (two trials never share weights) and recorded in ``config.tune``.
 """
 
 from __future__ import annotations
@@ -144,6 +155,11 @@ class RunSpec:
         Every parameter of ``post``, defaults filled in. Part of the run's
         identity (its own records), not of its work folder: another
         post-processor reuses the trained checkpoint.
+    pseudo_labels : InitFrom, optional
+        Train on this earlier run's predictions over the training images
+        instead of their ground truth (:mod:`grainbench.pseudo`).
+    tune : dict, optional
+        ``{"study": NAME, "trial": ID}`` of a ``grainbench tune`` trial.
     """
 
     model: str
@@ -159,6 +175,8 @@ class RunSpec:
     grey: bool = False
     post: str = "protocol"
     post_params: dict[str, Any] = field(default_factory=dict)
+    pseudo_labels: InitFrom | None = None
+    tune: dict[str, str] | None = None
 
     def identity(self, mode: str | None) -> dict[str, Any]:
         """The config fields that make a record belong to this run (and mode)."""
@@ -166,7 +184,9 @@ class RunSpec:
                 "preset": self.preset, "seed": self.seed, "mode": mode,
                 "model_args": dict(self.model_args), "preset_overrides": dict(self.overrides),
                 "init_from": self.init_from.to_dict() if self.init_from else None, "grey": self.grey,
-                "post": self.post, "post_params": dict(self.post_params)}
+                "post": self.post, "post_params": dict(self.post_params),
+                "pseudo_labels": self.pseudo_labels.to_dict() if self.pseudo_labels else None,
+                "tune": dict(self.tune) if self.tune else None}
 
     def work_dir(self, root: Path) -> Path:
         """Folder of this run's checkpoints: ``<root>/<dataset>/<model>/<preset>[-<settings hash>]-seed<S>``.
@@ -181,6 +201,10 @@ class RunSpec:
             settings.append({"split": self.split, "init_from": self.init_from.sha256 if self.init_from else None})
         if self.grey:
             settings.append({"grey": True})
+        if self.pseudo_labels is not None:
+            settings.append({"pseudo_labels": self.pseudo_labels.sha256})
+        if self.tune:
+            settings.append({"tune": dict(self.tune)})
         tag = config_tag(path_component(self.preset, "preset"), settings)
         return (root / path_component(self.dataset, "dataset") / path_component(self.model, "model")
                 / f"{tag}-seed{self.seed}")
@@ -255,21 +279,23 @@ def completed_records(spec: RunSpec, records: list[tuple[Path, dict]], context: 
 
 
 def _same_field(key: str, recorded: Any, wanted: Any) -> bool:
-    if key == "init_from":  # the same parent weights, wherever the file was found
+    if key in ("init_from", "pseudo_labels"):  # the same parent weights, wherever the file was found
         return (recorded or {}).get("sha256") == (wanted or {}).get("sha256")
     return recorded == wanted
 
 
 # --------------------------------------------------------------------------- fine-tuning
 
-def resolve_init_from(ref: str | Path, *, records_dir: Path | None = None, work_root: Path | None = None
-                      ) -> InitFrom:
+def resolve_init_from(ref: str | Path, *, records_dir: Path | None = None, work_root: Path | None = None,
+                      option: str = "--init-from") -> InitFrom:
     """What ``--init-from REF`` names: a checkpoint file, a run's work folder, a record file or a run id.
 
     A record (file or run id, looked up under ``records_dir``) names its run's
     ``model.pt`` under ``work_root``, whose sha256 must still be the one
     recorded. For a checkpoint file or folder, the parent run is the record
     under ``records_dir`` whose checkpoint has the same sha256, if any.
+
+    ``option`` names the option in messages (``--pseudo-labels`` resolves the same way).
 
     Raises
     ------
@@ -284,37 +310,38 @@ def resolve_init_from(ref: str | Path, *, records_dir: Path | None = None, work_
     if path.is_dir():
         checkpoint = path / "model.pt"
         if not checkpoint.is_file():
-            raise RunError(f"--init-from {path}: no model.pt in this folder (training not finished?)")
+            raise RunError(f"{option} {path}: no model.pt in this folder (training not finished?)")
         return _init_from_checkpoint(checkpoint, records_dir)
     if path.is_file() and path.suffix.lower() == ".json":
-        return _init_from_record(path, read_record(path), work_root)
+        return _init_from_record(path, read_record(path), work_root, option)
     if path.is_file():
         return _init_from_checkpoint(path, records_dir)
     if not is_valid_name(str(ref)):
-        raise RunError(f"--init-from {ref}: no such file or folder")
+        raise RunError(f"{option} {ref}: no such file or folder")
     found = sorted(records_dir.glob(f"*/{ref}.json")) if records_dir.is_dir() else []
     if not found:
-        raise RunError(f"--init-from {ref}: not a file, a folder, or a run id with a record under {records_dir}")
-    return _init_from_record(found[0], read_record(found[0]), work_root)
+        raise RunError(f"{option} {ref}: not a file, a folder, or a run id with a record under {records_dir}")
+    return _init_from_record(found[0], read_record(found[0]), work_root, option)
 
 
-def _init_from_record(path: Path, rec: dict[str, Any], work_root: Path) -> InitFrom:
+def _init_from_record(path: Path, rec: dict[str, Any], work_root: Path, option: str = "--init-from") -> InitFrom:
     cfg = rec["config"]
     want = rec["checkpoint"]["sha256"]
     if rec["kind"] != "run" or not want:
-        raise RunError(f"--init-from {path}: this record has no trained weights (method without training?)")
-    parent = cfg.get("init_from")
+        raise RunError(f"{option} {path}: this record has no trained weights (method without training?)")
+    parent, pseudo = cfg.get("init_from"), cfg.get("pseudo_labels")
     spec = RunSpec(model=cfg["model"], dataset=cfg["dataset"], preset=cfg.get("preset") or "quick",
                    seed=cfg.get("seed") or 0, model_args=dict(cfg.get("model_args") or {}),
                    overrides=dict(cfg.get("preset_overrides") or {}), split=cfg["split"],
-                   init_from=InitFrom(**parent) if parent else None)
+                   init_from=InitFrom(**parent) if parent else None, grey=bool(cfg.get("grey")),
+                   pseudo_labels=InitFrom(**pseudo) if pseudo else None, tune=cfg.get("tune"))
     checkpoint = spec.work_dir(work_root) / "model.pt"
     if not checkpoint.is_file():
-        raise RunError(f"--init-from {path}: its weights {checkpoint} are not there (another --workdir?); "
+        raise RunError(f"{option} {path}: its weights {checkpoint} are not there (another --workdir?); "
                        "pass the checkpoint file instead")
     got = sha256_file(checkpoint)
     if got != want:
-        raise RunError(f"--init-from {path}: {checkpoint} has sha256 {got}, not the recorded {want} "
+        raise RunError(f"{option} {path}: {checkpoint} has sha256 {got}, not the recorded {want} "
                        "(retrained since?); pass the checkpoint file to use it anyway")
     return InitFrom(str(checkpoint.resolve()), got, rec["run_id"], cfg["model"], cfg["dataset"])
 
@@ -348,6 +375,20 @@ def _check_init_method(init: InitFrom, models: list[str]) -> None:
         if getattr(cls, "name", model) != name:
             raise RunError(f"{init.path}: checkpoint of method {name!r}, not {model!r}; fine-tune it with "
                            f"--model {name}")
+
+
+def _check_pseudo_parent(parent: InitFrom, models: list[str]) -> None:
+    """The pseudo-label source must be a trained method's checkpoint; only learned methods use labels."""
+    from .training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(parent.path)
+    try:
+        get_model_class(state["config"]["method"]["name"])
+    except (KeyError, TypeError):
+        raise RunError(f"--pseudo-labels {parent.path}: not a checkpoint of a grainbench method") from None
+    for model in models:
+        if not get_model_class(model).presets:
+            raise RunError(f"--pseudo-labels: method {model!r} does not train, so it takes no training labels")
 
 
 class DataCache:
@@ -466,6 +507,8 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         source = "checkpoint"
     elif learns:
         train = cache.get(spec.dataset, TRAIN, grey=spec.grey)
+        if spec.pseudo_labels is not None:
+            train = _pseudo_labelled(train, spec, protocol, hashes, work_root, device, progress, log)
         # Never select (or stop early) on the split that is scored: scoring val selects on a part of train.
         if spec.split == VAL:
             train, val = selection_holdout(train)
@@ -547,6 +590,19 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     return RunOutcome(spec, "done", paths, figures, source)
 
 
+def _pseudo_labelled(train: Volume, spec: RunSpec, protocol: Protocol, hashes: dict[str, str], work_root: Path,
+                     device: str | None, progress: bool, log: Callable[[str], None]) -> Volume:
+    """The training split with ``spec.pseudo_labels``'s predictions as its labels (cached under ``work_root``)."""
+    from .pseudo import pseudo_label, pseudo_label_key
+
+    parent = spec.pseudo_labels
+    key = pseudo_label_key(parent.sha256, hashes, TRAIN + ("-grey" if spec.grey else ""), protocol.id)
+    log(f"{spec.model}: training labels of {spec.dataset}/{TRAIN} are the predictions of "
+        f"{parent.run_id or parent.path} (pseudo-labels)")
+    return pseudo_label(train, parent.path, protocol=protocol, device=device, progress=progress,
+                        cache_dir=work_root / "pseudo-labels" / path_component(spec.dataset, "dataset"), key=key)
+
+
 def _read_fit_info(path: Path) -> dict[str, Any]:
     """The training summary saved beside a checkpoint ({} when absent); a corrupt file is an error naming it."""
     if not path.exists():
@@ -572,7 +628,8 @@ def post_for(cls: type, post: str | None = None, post_params: dict[str, Any] | N
 def validate_run(models: list[str], dataset: str, *, preset: str, modes: tuple[str, ...] | None,
                  model_args: dict[str, Any], overrides: dict[str, Any], device: str | None,
                  split: str = TEST, init_from: InitFrom | None = None,
-                 post: str | None = None, post_params: dict[str, Any] | None = None, grey: bool = False) -> None:
+                 post: str | None = None, post_params: dict[str, Any] | None = None, grey: bool = False,
+                 pseudo_labels: InitFrom | None = None) -> None:
     """Everything a run can check before any work: names, device, preset after overrides, model
     arguments, post-processor, modes on non-serial data, the scored split, the method of ``init_from``,
     the dataset's lock file. Raises a GrainbenchError naming it."""
@@ -587,6 +644,8 @@ def validate_run(models: list[str], dataset: str, *, preset: str, modes: tuple[s
         raise RunError(f"--split {TRAIN}: learned methods train on it; score val or test")
     if init_from is not None:
         _check_init_method(init_from, models)
+    if pseudo_labels is not None:
+        _check_pseudo_parent(pseudo_labels, models)
     data.dataset_hashes(dataset)  # a corrupt locks.toml fails now, not after predicting and scoring
     for name in models:
         cls = get_model_class(name)  # fail on a typo before any training starts
@@ -637,7 +696,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
              log: Callable[[str], None] = print, force: bool = False, split: str = TEST,
              init_from: str | Path | InitFrom | None = None, metrics: str = "standard",
              post: str | None = None, post_params: dict[str, Any] | None = None,
-             grey: bool = False, executor: Any = "local") -> list[RunOutcome]:
+             grey: bool = False, pseudo_labels: str | Path | InitFrom | None = None,
+             tune: dict[str, str] | None = None, executor: Any = "local") -> list[RunOutcome]:
     """Every (model, seed) of one dataset, in order; the dataset is loaded once.
 
     ``protocol`` defaults to the dataset's protocol in the registry; ``split``
@@ -646,6 +706,9 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     :func:`resolve_init_from`) makes every run a fine-tune of those weights.
     ``post`` and ``post_params`` override each method's post-processor (:func:`post_for`);
     ``grey`` reduces a colour dataset to one channel for every method.
+    ``pseudo_labels`` (named like ``init_from``) trains every run on that run's
+    predictions over the training images (:mod:`grainbench.pseudo`); ``tune``
+    tags the runs as a trial of a ``grainbench tune`` study.
     ``executor`` (``"local"``, ``"ray"`` or a :class:`grainbench.executors.RayExecutor`)
     says where the runs go (:func:`grainbench.executors.execute`): in this
     process, or one Ray task each, gathered as they finish (failed runs then
@@ -659,9 +722,13 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     protocol_id = get_protocol(protocol or entry.protocol or "wpunet-2019").id
     if init_from is not None and not isinstance(init_from, InitFrom):
         init_from = resolve_init_from(init_from, records_dir=records_dir, work_root=work_root)
+    if pseudo_labels is not None and not isinstance(pseudo_labels, InitFrom):
+        pseudo_labels = resolve_init_from(pseudo_labels, records_dir=records_dir, work_root=work_root,
+                                          option="--pseudo-labels")
     validate_run(models, dataset, preset=preset, modes=modes, model_args=model_args or {},
                  overrides=overrides or {}, device=device if executor == "local" else None,  # a worker's device
-                 split=split, init_from=init_from, post=post, post_params=post_params, grey=grey)
+                 split=split, init_from=init_from, post=post, post_params=post_params, grey=grey,
+                 pseudo_labels=pseudo_labels)
     existing = existing_records(records_dir, dataset)  # read once; each run adds what it writes
     specs = []
     for name in models:
@@ -675,7 +742,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
         for seed in seeds:
             spec = RunSpec(model=name, dataset=dataset, preset=preset, seed=seed, protocol=protocol_id,
                            modes=modes, model_args=args, overrides=dict(overrides or {}), split=split,
-                           init_from=init_from, grey=grey, post=chosen.name, post_params=chosen.params)
+                           init_from=init_from, grey=grey, post=chosen.name, post_params=chosen.params,
+                           pseudo_labels=pseudo_labels, tune=dict(tune) if tune else None)
             specs.append(spec)
     context = RunContext(Path(records_dir), Path(work_root), device, figures_dir, progress, max_epochs, tolerant,
                          force, metrics)

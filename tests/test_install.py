@@ -74,8 +74,8 @@ TRIGGERS = {
     "finecut": "from grainbench.methods import create_model; create_model('fast_finecut')",
     "topo": "from grainbench.training.losses import get_loss; get_loss('topo')",
     "track": "from grainbench.tracking import get_tracker_class as g; g('vgg13_bn')().build()",
-    "tune": "from pathlib import Path; from grainbench.executors import RayExecutor, RunContext; "
-            "RayExecutor().run([], RunContext(Path('records'), Path('runs')), existing=[])",
+    "tune": "from grainbench.space import Dimension, Space, to_ray; to_ray(Space((Dimension('set', 'lr', 'choice', "
+            "(1e-3,)),)))",
 }
 
 

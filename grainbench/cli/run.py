@@ -21,6 +21,7 @@ from ..postprocessors import list_postprocessors
 from ..errors import ConfigError
 from ..executors import EXECUTORS, make_executor
 from ..records import require_clean_tree
+from ..runconfig import load_run_config
 from ..runner import RunError, run_many, summary_table
 from ._console import console, err_console
 from ._outputs import add_publish_argument, resolve_outputs
@@ -54,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="constructor argument of every model, e.g. width=8 (repeatable)")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="change a preset field for this run, e.g. epochs=2 (repeatable; recorded)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="settings file (TOML or JSON): [set] preset fields and [model_arg] arguments, e.g. the "
+                        "best.toml of grainbench tune; --set and --model-arg win over it")
     p.add_argument("--post", metavar="NAME",
                    help=f"post-processor of the probabilities for every model (default: each method's own, "
                         f"usually protocol; known: {', '.join(list_postprocessors())}); recorded, reuses checkpoints")
@@ -72,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init-from", metavar="RUN_OR_CHECKPOINT", default=None,
                    help="fine-tune: start training from these weights (a run id, its record, its work folder, "
                         "or a .pt checkpoint); a new run, recorded with its parent")
+    p.add_argument("--pseudo-labels", metavar="RUN_OR_CHECKPOINT", default=None,
+                   help="train on this run's post-processed predictions over the training images instead of "
+                        "their labels (named like --init-from; validation and scoring keep the real labels)")
     p.add_argument("--tolerant", action="store_true",
                    help="also record seed 003's normalised-Gaussian tolerant precision/recall/F1 (sigma 3 px)")
     add_metrics_argument(p)
@@ -126,11 +133,13 @@ def run(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
                              gpus_per_run=args.gpus_per_run)
     figures = None if args.no_leaderboard else args.leaderboards / "figures"
+    overrides, model_args = load_run_config(args.config) if args.config else ({}, {})
+    overrides.update(parse_assignments(args.overrides, "--set", error=RunError))
+    model_args.update(parse_assignments(args.model_arg, "--model-arg", error=RunError))
     outcomes = run_many(
         models, args.dataset, args.seed, preset=args.preset, protocol=args.protocol,
         modes=tuple(args.mode) if args.mode else None,
-        model_args=parse_assignments(args.model_arg, "--model-arg", error=RunError),
-        overrides=parse_assignments(args.overrides, "--set", error=RunError),
+        model_args=model_args, overrides=overrides, pseudo_labels=args.pseudo_labels,
         records_dir=args.records, work_root=args.workdir,
         device=device, figures_dir=figures, max_epochs=args.max_epochs, tolerant=args.tolerant, force=args.force,
         metrics=args.metrics, split=args.split, init_from=args.init_from, grey=args.grey,

@@ -60,6 +60,12 @@ class Preset:
         method's default, i.e. the authors' parameter count).
     val_patches : int
         Most validation crops (a fixed grid over the validation slices).
+    augment : {"flips", "none"}
+        Training-patch augmentation: ``flips`` draws random rotations by 90
+        degrees and flips (in-plane, and along z for 3D patches: seed 004's
+        reflections across the x, y and z planes); ``none`` crops only. A
+        search-space dimension of ``grainbench tune`` (seed 004 tuned its
+        augmentations).
     patience : int or None
         Early stopping: end training once the validation loss has not been
         lower than its best for ``patience`` epochs in a row (the kept weights
@@ -90,6 +96,7 @@ class Preset:
     width: int | None = None
     val_patches: int = 64
     patience: int | None = None
+    augment: str = "flips"
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch``."""
@@ -151,7 +158,8 @@ def get_preset(preset: str | Preset, **overrides: Any) -> Preset:
 
 
 #: The values a field may take: a set of choices, or (type, lowest allowed, highest allowed, None allowed).
-_CHOICES = {"optimizer": ("rmsprop", "adam"), "init": ("xavier", "default"), "select": ("val_loss", "last")}
+_CHOICES = {"optimizer": ("rmsprop", "adam"), "init": ("xavier", "default"), "select": ("val_loss", "last"),
+            "augment": ("flips", "none")}
 _RANGES: dict[str, tuple[type, float, float, bool]] = {
     "lr": (float, 0.0, 10.0, False), "alpha": (float, 0.0, 1.0, False), "eps": (float, 0.0, 1.0, False),
     "lr_decay": (float, 0.0, 1.0, False), "decay_every": (int, 1, 10**6, False),
@@ -165,7 +173,7 @@ _RANGES: dict[str, tuple[type, float, float, bool]] = {
 def validate_preset(p: Preset) -> None:
     """Refuse a preset with a value the trainer would not use as recorded.
 
-    Choices (optimizer, init, select, loss) must be known; numbers must be
+    Choices (optimizer, init, select, loss, augment) must be known; numbers must be
     finite, of the field's type and in its range (e.g. ``epochs >= 1``,
     ``8 <= patch_size <= 4096``; ``lr`` > 0).
 

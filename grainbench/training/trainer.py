@@ -31,6 +31,7 @@ from ..methods.api import FitResult
 from ..progress import progress as progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint
 from .determinism import use_deterministic
+from .hooks import report_epoch
 from .losses import get_loss
 from .presets import Preset
 from .sampling import Batch, PatchSampler, volume_arrays
@@ -130,7 +131,7 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
     loss_fn = get_loss(preset.loss, **preset.loss_kwargs)
     optimizer = _make_optimizer(net.parameters(), preset)
     sampler = PatchSampler(train_volume, preset.patch_size, context=method.context, depth=method.depth, seed=seed,
-                           patch_depth=preset.patch_depth)
+                           patch_depth=preset.patch_depth, augment=preset.augment != "none")
     per_epoch = preset.patches_per_epoch or sampler.n_slices
     val_batches = _val_batches(val_volume, preset, method.context, method.depth) if val_volume is not None else []
     select_val = preset.select == "val_loss" and bool(val_batches)
@@ -222,6 +223,7 @@ def train(method: "TorchMethod", train_volume: Volume, val_volume: Volume | None
                     "best_val_loss": best_val, "best_epoch": best_epoch,
                     "stopped_early": early and epoch - best_epoch >= preset.patience,
                 })
+            report_epoch(epoch + 1, {"train_loss": train_loss, "val_loss": val_loss})  # e.g. a tuner's scheduler
             pps = seen / train_time if train_time else 0.0
             bar.line(f"epoch {epoch + 1}/{preset.epochs} loss {train_loss:.4f} val {val_loss:.4f} {pps:.1f} patches/s")
             if early and epoch - best_epoch >= preset.patience:
