@@ -16,10 +16,17 @@ from .metrics.boundary import BoundaryDistances, boundary_distances, mask_bounda
 from .metrics.contingency import contingency_table
 from .metrics.delineation import ccq_from_distances, fom_from_distances
 from .metrics.distance import nearest_distances
-from .metrics.grains import _properties, grain_size_agreement, statistics_from_properties
+from .metrics.grains import grain_table, grain_size_agreement, statistics_from_properties
 from .metrics.information import vi_from_table
 from .metrics.instance import dsb_score_from_table
-from .metrics.overlap import dice, foreground_iou, pixel_accuracy
+from .metrics.overlap import (
+    class_ious_from_counts,
+    dice,
+    dice_from_counts,
+    foreground_iou,
+    pixel_accuracy,
+    pixel_counts,
+)
 from .metrics.rand import ari_from_table, ri_from_table
 from .metrics.tolerant import gaussian_score
 from .metrics.topology import betti_error, betti_from_grains, cldice_arrays
@@ -123,7 +130,7 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
     dist = BoundaryDistances(pred_to_gt=nearest_distances(gt, pred), gt_to_pred=nearest_distances(pred, gt),
                              diagonal=math.hypot(h, w))
     precision, recall, bf1 = dist.f1(protocol.bf1_tolerance)
-    counts = _pixel_counts(pred, gt)
+    counts = pixel_counts(pred, gt)
     if protocol.map_frame:
         framed = contingency_table(_grain_labels(pred, protocol.connectivity, frame=True),
                                    _grain_labels(gt, protocol.connectivity, frame=True))
@@ -140,18 +147,16 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
         "bf1_precision": precision,
         "bf1_recall": recall,
         "bde": dist.displacement(),
-        "dice": _dice(*counts),
+        "dice": dice_from_counts(*counts[:3]),
     }
     n_pred, n_gt = _label_count(table.rows), _label_count(table.cols)
     pred_cpu, gt_cpu = pred.cpu(), gt.cpu()
     row.update(grain_size_agreement(pred_cpu, gt_cpu, pattern=protocol.intercept_pattern))
     row["grain_count_ratio"] = n_pred / n_gt if n_gt else math.nan
     if extended:
-        tp, fp, fn, tn = counts
+        _, fp, fn, tn = counts
         completeness, correctness, quality = ccq_from_distances(dist, protocol.quality_tolerance)
-        iou_b = 1.0 if tp + fp + fn == 0 else tp / (tp + fp + fn)
-        iou_bg = 1.0 if tn + fp + fn == 0 else tn / (tn + fp + fn)
-        freq_b = (tp + fn) / (tp + fp + fn + tn)
+        iou_b, iou_bg, freq_b = class_ious_from_counts(*counts)
         row.update({
             "rand_index": ri_from_table(table),
             "pratt_fom": fom_from_distances(dist),
@@ -160,7 +165,7 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
             "quality": quality,
             "mean_iou": (iou_b + iou_bg) / 2.0,
             "fw_iou": freq_b * iou_b + (1.0 - freq_b) * iou_bg,
-            "dice_grain": _dice(tn, fn, fp, tp),  # the grains' Dice: the classes swapped
+            "dice_grain": dice_from_counts(tn, fn, fp),  # the grains' Dice: the classes swapped
         })
     if protocol.extras:
         pb, gb = pred_cpu.numpy(), gt_cpu.numpy()
@@ -171,27 +176,14 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
         else:
             b0, b1 = betti_error(pb, gb)
         row.update({"betti0_error": float(b0), "betti1_error": float(b1), "cldice": cldice_arrays(pb, gb)})
-        row.update(statistics_from_properties(_properties(pl, min_diameter=protocol.min_grain_diameter),
-                                              _properties(gl, min_diameter=protocol.min_grain_diameter)))
+        row.update(statistics_from_properties(grain_table(pl, min_diameter=protocol.min_grain_diameter),
+                                              grain_table(gl, min_diameter=protocol.min_grain_diameter)))
     return row
 
 
 def _label_count(labels: torch.Tensor) -> int:
     """Distinct non-zero labels among a table's row (or column) labels: the grain count."""
     return int((torch.unique(labels) > 0).sum())
-
-
-def _pixel_counts(pred: torch.Tensor, gt: torch.Tensor) -> tuple[float, float, float, float]:
-    """``(tp, fp, fn, tn)`` of two bool maps, boundary = positive."""
-    tp = float((pred & gt).sum())
-    n_pred, n_gt = float(pred.sum()), float(gt.sum())
-    fp, fn = n_pred - tp, n_gt - tp
-    return tp, fp, fn, float(pred.numel()) - tp - fp - fn
-
-
-def _dice(tp: float, fp: float, fn: float, tn: float = 0.0) -> float:
-    denom = 2 * tp + fp + fn
-    return 1.0 if denom == 0 else 2 * tp / denom
 
 
 def _score_phase_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protocol) -> dict[str, float]:

@@ -35,7 +35,7 @@ def grain_properties(labels: ArrayLike, *, min_diameter: float = 0.0) -> pd.Data
     lab = as_labels(labels, "cpu", name="labels")
     if lab.ndim != 2:
         raise ValueError(f"labels: grain statistics need a 2D label image, got shape {tuple(lab.shape)}")
-    return _properties(lab.numpy(), min_diameter=min_diameter)
+    return grain_table(lab.numpy(), min_diameter=min_diameter)
 
 
 def label_moments(labels: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -69,7 +69,7 @@ def label_moments(labels: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(np.bincount(label, weights=x.astype(np.float64), minlength=n) for x in sums)
 
 
-def _properties(lab: np.ndarray, *, min_diameter: float = 0.0) -> pd.DataFrame:
+def grain_table(lab: np.ndarray, *, min_diameter: float = 0.0) -> pd.DataFrame:
     """:func:`grain_properties` of a validated 2D integer label array."""
     area, s_r, s_c, s_rr, s_cc, s_rc = (x[1:] for x in label_moments(lab))
     present = area > 0
