@@ -1,4 +1,14 @@
-"""Score a prediction against the ground truth under a protocol: a per-slice table and its mean."""
+"""Score a prediction against the ground truth under a protocol: a per-slice table and its mean.
+
+:func:`score` validates and converts its inputs once, post-processes and
+scores the slices in parallel on threads (:func:`grainbench.threads.scoring_workers`,
+torch at one intra-op thread meanwhile), and per slice labels each map once
+(and once more with the mAP's 1-pixel frame, a different partition): the
+labels, their contingency table, the pixel counts and the boundary distances
+are shared by VI, ARI, RI, mAP, the grain counts, the grain statistics and
+the Betti numbers. The numbers are those of the metric functions of
+:mod:`grainbench.metrics` called one by one, bit for bit.
+"""
 
 from __future__ import annotations
 
