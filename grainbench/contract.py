@@ -86,8 +86,15 @@ def _to_array(x: ArrayLike, name: str) -> np.ndarray | torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x))
 
 
+def _all(test, t: torch.Tensor) -> bool:
+    """``bool(test(t).all())``, slice by slice along the first axis of a stack: no full-size temporary."""
+    if t.ndim >= 3 and t.shape[0] > 1:
+        return all(bool(test(s).all()) for s in t)
+    return bool(test(t).all())
+
+
 def _check_finite(t: torch.Tensor, name: str) -> None:
-    if not torch.isfinite(t).all():
+    if not _all(torch.isfinite, t):
         raise ValueError(f"{name}: contains NaN or infinite values")
 
 
@@ -128,7 +135,7 @@ def interpret(x: ArrayLike, *, name: str = "prediction") -> Interpreted:
             if lo < 0 or hi > 1:
                 raise ValueError(f"{name}: float values must lie in [0, 1] (a probability or a 0/1 mask), "
                                  f"found range [{lo:.4g}, {hi:.4g}]")
-        if bool(((t == 0) | (t == 1)).all()):
+        if _all(lambda x: (x == 0) | (x == 1), t):
             return Interpreted("mask", t != 0)
         return Interpreted("probability", t)  # float32 or float64 as given: metrics keep the precision
     # integers torch holds: int8..int64 and uint8

@@ -8,6 +8,7 @@ border crop.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 from scipy import ndimage as ndi
@@ -38,23 +39,49 @@ def binarize(prob: ArrayLike, threshold: float = 0.5, *, name: str = "prediction
     return t
 
 
-def thin_boundary(boundary: ArrayLike, *, closing_size: int = 3, skeleton: bool = True) -> torch.Tensor:
+def close_boundary(boundary: np.ndarray, closing_size: int) -> np.ndarray:
+    """Square binary closing of one 2D bool numpy slice, the image edge replicated so lines touching it survive.
+
+    OpenCV's closing for odd sizes: on the same padded image it gives
+    :func:`scipy.ndimage.binary_closing`'s result pixel for pixel (the
+    padding is wider than the closing reaches, so neither library's border
+    rule touches the kept pixels), about 20x faster; scipy for even sizes,
+    whose origin conventions differ.
+    """
+    pad = closing_size
+    padded = np.pad(boundary, pad, mode="edge")
+    if closing_size % 2:
+        kernel = np.ones((closing_size, closing_size), np.uint8)
+        closed = cv2.morphologyEx(padded.view(np.uint8), cv2.MORPH_CLOSE, kernel).view(bool)
+    else:
+        closed = ndi.binary_closing(padded, structure=np.ones((closing_size, closing_size), bool))
+    return closed[pad:-pad, pad:-pad]
+
+
+def thin_boundary(boundary: ArrayLike, *, closing_size: int = 3, skeleton: bool = True,
+                  workers: int | None = None) -> torch.Tensor:
     """Close small gaps, then skeletonise each slice to 1-pixel wide boundaries.
 
-    Runs on the CPU (scikit-image/scipy); the result returns to the input's device.
+    Runs on the CPU (OpenCV closing, scikit-image's skeleton; no GPU path
+    gives scikit-image's skeleton pixel for pixel, so CUDA inputs are copied
+    over and back), slices in parallel on ``workers`` threads (default
+    :func:`grainbench.threads.scoring_workers`; both libraries release the GIL).
     """
+    from .threads import map_threads, scoring_workers
+
     b = as_mask(boundary, name="boundary")
     device = b.device
     arr = b.cpu().numpy()
     stack = arr[None] if arr.ndim == 2 else arr
     out = np.empty_like(stack)
-    structure = np.ones((closing_size, closing_size), bool) if closing_size > 1 else None
-    for z, sl in enumerate(stack):
-        if structure is not None:
-            # Pad so that closing does not erode lines touching the border.
-            pad = closing_size
-            sl = ndi.binary_closing(np.pad(sl, pad, mode="edge"), structure=structure)[pad:-pad, pad:-pad]
+
+    def one(z: int) -> None:
+        sl = stack[z]
+        if closing_size > 1:
+            sl = close_boundary(sl, closing_size)
         out[z] = skeletonize(sl) if skeleton else sl
+
+    map_threads(one, range(len(stack)), scoring_workers(workers))
     return torch.from_numpy(out[0] if arr.ndim == 2 else out).to(device)
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import ndimage as ndi
 from skimage.morphology import h_maxima, h_minima
 from skimage.segmentation import relabel_sequential, watershed
@@ -227,7 +228,8 @@ def protocol_boundary(prob: np.ndarray, *, threshold: float, closing_size: int, 
 
     b = np.asarray(prob) > threshold
     if closing_size > 1 or skeleton:
-        b = thin_boundary(b, closing_size=closing_size, skeleton=skeleton).numpy()
+        # as a tensor: a bool tensor passes the input contract without the copy a numpy bool array gets
+        b = thin_boundary(torch.from_numpy(b), closing_size=closing_size, skeleton=skeleton).numpy()
     return b
 
 

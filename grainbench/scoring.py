@@ -1,4 +1,14 @@
-"""Score a prediction against the ground truth under a protocol: a per-slice table and its mean."""
+"""Score a prediction against the ground truth under a protocol: a per-slice table and its mean.
+
+:func:`score` validates and converts its inputs once, post-processes and
+scores the slices in parallel on threads (:func:`grainbench.threads.scoring_workers`,
+torch at one intra-op thread meanwhile), and per slice labels each map once
+(and once more with the mAP's 1-pixel frame, a different partition): the
+labels, their contingency table, the pixel counts and the boundary distances
+are shared by VI, ARI, RI, mAP, the grain counts, the grain statistics and
+the Betti numbers. The numbers are those of the metric functions of
+:mod:`grainbench.metrics` called one by one, bit for bit.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +20,30 @@ import pandas as pd
 import torch
 
 from ._backend import ArrayLike, DeviceLike, as_mask, check_same_shape, check_spatial, resolve_device
-from .components import grains_from_boundary
+from .components import label_components_torch, label_slice
 from .contract import interpret
-from .metrics.boundary import boundary_distances, mask_boundary
+from .metrics.boundary import BoundaryDistances, boundary_distances, mask_boundary
 from .metrics.contingency import contingency_table
 from .metrics.delineation import ccq_from_distances, fom_from_distances
-from .metrics.grains import grain_count, grain_size_agreement, grain_statistics
+from .metrics.distance import nearest_distances
+from .metrics.grains import grain_table, grain_size_agreement, statistics_from_properties
 from .metrics.information import vi_from_table
-from .metrics.instance import dsb_score_from_boundaries
-from .metrics.overlap import class_ious, dice, foreground_iou, pixel_accuracy
+from .metrics.instance import dsb_score_from_table
+from .metrics.overlap import (
+    class_ious_from_counts,
+    dice,
+    dice_from_counts,
+    foreground_iou,
+    pixel_accuracy,
+    pixel_counts,
+)
 from .metrics.rand import ari_from_table, ri_from_table
 from .metrics.tolerant import gaussian_score
-from .metrics.topology import betti_error, cldice
+from .metrics.topology import betti_error, betti_from_grains, cldice_arrays
 from .postprocess import crop_border, thin_boundary
 from .postprocessors import PostProcessor, get_postprocessor
 from .protocol import METRIC_GROUPS, Protocol, get_protocol
+from .threads import map_threads, scoring_workers, torch_threads, use_workers
 
 
 @dataclass
@@ -89,33 +108,65 @@ def prepare_ground_truth(gt: ArrayLike, protocol: Protocol, *, device: DeviceLik
     return g.to(resolve_device(device) if device is not None else g.device)
 
 
+def _grain_labels(boundary: torch.Tensor, connectivity: int, *, frame: bool = False) -> torch.Tensor:
+    """Grain labels of one validated 2D bool boundary tensor, on its device (OpenCV int32 on the CPU).
+
+    ``frame`` sets the outermost pixels to boundary first (the mAP's convention).
+    """
+    if boundary.device.type == "cpu":
+        grains = ~boundary.numpy()  # a new C-contiguous array, even from a cropped view
+        if frame:
+            grains[0, :] = grains[-1, :] = grains[:, 0] = grains[:, -1] = False
+        return torch.from_numpy(label_slice(grains, connectivity=connectivity))
+    grains = ~boundary
+    if frame:
+        grains[0, :] = grains[-1, :] = grains[:, 0] = grains[:, -1] = False
+    return label_components_torch(grains, connectivity=connectivity)
+
+
 def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protocol,
                           extended: bool = False) -> dict[str, float]:
-    pred_labels = grains_from_boundary(pred, connectivity=protocol.connectivity)
-    gt_labels = grains_from_boundary(gt, connectivity=protocol.connectivity)
-    table = contingency_table(pred_labels, gt_labels)  # shared by VI and ARI
+    """Every boundary metric of one slice; each map is labelled once (and once framed, for the mAP).
+
+    The labels, their contingency table, the pixel counts and the boundary
+    distances are computed once here and shared by the metrics; the inputs
+    are the validated (H, W) bool tensors of :func:`score`.
+    """
+    pred_labels = _grain_labels(pred, protocol.connectivity)
+    gt_labels = _grain_labels(gt, protocol.connectivity)
+    table = contingency_table(pred_labels, gt_labels)  # VI, ARI, RI, grain counts
     split, merge = vi_from_table(table)
-    dist = boundary_distances(pred, gt)
+    h, w = pred.shape
+    dist = BoundaryDistances(pred_to_gt=nearest_distances(gt, pred), gt_to_pred=nearest_distances(pred, gt),
+                             diagonal=math.hypot(h, w))
     precision, recall, bf1 = dist.f1(protocol.bf1_tolerance)
+    counts = pixel_counts(pred, gt)
+    if protocol.map_frame:
+        framed = contingency_table(_grain_labels(pred, protocol.connectivity, frame=True),
+                                   _grain_labels(gt, protocol.connectivity, frame=True))
+    else:
+        framed = table
+    thresholds = torch.tensor(protocol.map_thresholds, dtype=torch.float64, device=table.counts.device)
     row = {
         "vi": split + merge,
         "vi_split": split,
         "vi_merge": merge,
         "ari": ari_from_table(table),
-        "map": dsb_score_from_boundaries(pred, gt, protocol.map_thresholds, frame=protocol.map_frame,
-                                         connectivity=protocol.connectivity),
+        "map": dsb_score_from_table(framed, thresholds),
         "bf1": bf1,
         "bf1_precision": precision,
         "bf1_recall": recall,
         "bde": dist.displacement(),
-        "dice": dice(pred, gt),
+        "dice": dice_from_counts(*counts[:3]),
     }
-    n_pred, n_gt = grain_count(pred_labels), grain_count(gt_labels)
-    row.update(grain_size_agreement(pred, gt, pattern=protocol.intercept_pattern))
+    n_pred, n_gt = _label_count(table.rows), _label_count(table.cols)
+    pred_cpu, gt_cpu = pred.cpu(), gt.cpu()
+    row.update(grain_size_agreement(pred_cpu, gt_cpu, pattern=protocol.intercept_pattern))
     row["grain_count_ratio"] = n_pred / n_gt if n_gt else math.nan
     if extended:
+        _, fp, fn, tn = counts
         completeness, correctness, quality = ccq_from_distances(dist, protocol.quality_tolerance)
-        iou_b, iou_bg, freq_b = class_ious(pred, gt)
+        iou_b, iou_bg, freq_b = class_ious_from_counts(*counts)
         row.update({
             "rand_index": ri_from_table(table),
             "pratt_fom": fom_from_distances(dist),
@@ -124,13 +175,25 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
             "quality": quality,
             "mean_iou": (iou_b + iou_bg) / 2.0,
             "fw_iou": freq_b * iou_b + (1.0 - freq_b) * iou_bg,
-            "dice_grain": dice(~pred, ~gt),
+            "dice_grain": dice_from_counts(tn, fn, fp),  # the grains' Dice: the classes swapped
         })
     if protocol.extras:
-        b0, b1 = betti_error(pred, gt)
-        row.update({"betti0_error": float(b0), "betti1_error": float(b1), "cldice": cldice(pred, gt)})
-        row.update(grain_statistics(pred_labels, gt_labels, min_diameter=protocol.min_grain_diameter))
+        pb, gb = pred_cpu.numpy(), gt_cpu.numpy()
+        pl, gl = pred_labels.cpu().numpy(), gt_labels.cpu().numpy()
+        if protocol.connectivity == 1:  # the holes of the Betti numbers are the 4-connected grains
+            (p0, p1), (g0, g1) = betti_from_grains(pb, pl), betti_from_grains(gb, gl)
+            b0, b1 = abs(p0 - g0), abs(p1 - g1)
+        else:
+            b0, b1 = betti_error(pb, gb)
+        row.update({"betti0_error": float(b0), "betti1_error": float(b1), "cldice": cldice_arrays(pb, gb)})
+        row.update(statistics_from_properties(grain_table(pl, min_diameter=protocol.min_grain_diameter),
+                                              grain_table(gl, min_diameter=protocol.min_grain_diameter)))
     return row
+
+
+def _label_count(labels: torch.Tensor) -> int:
+    """Distinct non-zero labels among a table's row (or column) labels: the grain count."""
+    return int((torch.unique(labels) > 0).sum())
 
 
 def _score_phase_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protocol) -> dict[str, float]:
@@ -150,7 +213,8 @@ def _score_phase_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protocol)
 def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-2019", *,
           device: DeviceLike = None, slice_ids: list[Any] | None = None, tolerant: bool = False,
           metrics: str = "standard",
-          post: str | PostProcessor | None = None, post_params: dict[str, Any] | None = None) -> ScoreResult:
+          post: str | PostProcessor | None = None, post_params: dict[str, Any] | None = None,
+          workers: int | None = None) -> ScoreResult:
     """Score a prediction against the ground truth, slice by slice.
 
     Parameters
@@ -199,6 +263,15 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
         predictions are scored as given whatever ``post`` is.
     post_params : dict, optional
         Parameters of ``post`` over its defaults (checked: one-line ``ConfigError``).
+    workers : int, optional
+        Threads that score slices (and post-process them) in parallel on the
+        CPU. Default :func:`grainbench.threads.scoring_workers`:
+        ``GRAINBENCH_SCORE_WORKERS``, else ``--threads`` /
+        ``GRAINBENCH_THREADS``, else every core this process may use. torch
+        runs at one intra-op thread while scoring (restored afterwards), so
+        a busy machine slows scoring by its share of the cores, not by
+        threads spinning against each other. The numbers do not depend on
+        it. On a GPU slices are scored one after another.
 
     Returns
     -------
@@ -210,8 +283,10 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
         raise ValueError(f"unknown metric group {metrics!r}; known: {', '.join(METRIC_GROUPS)}")
     protocol = get_protocol(protocol)
     post = get_postprocessor(post, **(post_params or {}))
-    p = prepare_prediction(pred, protocol, device=device, post=post)
-    g = prepare_ground_truth(gt, protocol, device=p.device)
+    n_workers = scoring_workers(workers)
+    with torch_threads(1), use_workers(n_workers):
+        p = prepare_prediction(pred, protocol, device=device, post=post)
+        g = prepare_ground_truth(gt, protocol, device=p.device)
     check_same_shape(p, g)
     p = crop_border(p, protocol.crop)
     g = crop_border(g, protocol.crop)
@@ -219,8 +294,9 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
         slice_ids = list(range(p.shape[0]))
     if len(slice_ids) != p.shape[0]:
         raise ValueError(f"slice_ids has {len(slice_ids)} names for {p.shape[0]} slices")
-    rows = []
-    for sid, ps, gs in zip(slice_ids, p, g):
+
+    def one(z: int) -> dict[str, Any]:
+        ps, gs = p[z], g[z]
         if protocol.task == "phase":
             row = _score_phase_slice(ps, gs, protocol)
         else:
@@ -229,7 +305,11 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
             pb, gb = (mask_boundary(ps), mask_boundary(gs)) if protocol.task == "phase" else (ps, gs)
             t = gaussian_score(pb.cpu().numpy(), gb.cpu().numpy(), sigma=3.0, truncate=7.0)
             row.update({k: v for k, v in t.as_dict("gauss_").items() if k != "gauss_reward"})
-        rows.append({"slice": sid, **row})
+        return {"slice": slice_ids[z], **row}
+
+    # Slices in parallel on the CPU; one stream of work on a GPU, whose kernels queue anyway.
+    with torch_threads(1):
+        rows = map_threads(one, range(p.shape[0]), n_workers if p.device.type == "cpu" else 1)
     table = pd.DataFrame(rows)
     aggregate = {k: float(table[k].mean()) for k in table.columns if k != "slice"}
     return ScoreResult(per_slice=table, aggregate=aggregate, protocol=protocol, post=post)

@@ -46,19 +46,22 @@ def _local_search(target: torch.Tensor, z: torch.Tensor, r: torch.Tensor, c: tor
                   radius: int) -> torch.Tensor:
     """Exact distances up to ``radius``; ``inf`` for query pixels with no target that close."""
     padded = torch.nn.functional.pad(target, (radius, radius, radius, radius))
+    zs, hp, wp = padded.shape
+    flat = padded.reshape(-1)
+    # One flat gather per ring: index of each query pixel in the padded stack, plus flat ring offsets.
+    base = (z * hp + r + radius) * wp + c + radius
     out = torch.full((z.numel(),), math.inf, dtype=torch.float64, device=target.device)
     todo = torch.arange(z.numel(), device=target.device)
     for offs, dist in _ring_offsets(radius, target.device):
         if todo.numel() == 0:
             break
-        rr = r[todo, None] + radius + offs[None, :, 0]
-        cc = c[todo, None] + radius + offs[None, :, 1]
-        hit = padded[z[todo, None], rr, cc]  # (unresolved, ring size)
+        hit = flat[base[:, None] + (offs[:, 0] * wp + offs[:, 1])[None, :]]  # (unresolved, ring size)
         found = hit.any(dim=1)
         if found.any():
             first = hit[found].to(torch.int8).argmax(dim=1)  # offsets are sorted: first hit is nearest
             out[todo[found]] = dist[first]
-            todo = todo[~found]
+            keep = ~found
+            todo, base = todo[keep], base[keep]
     return out
 
 

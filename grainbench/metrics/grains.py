@@ -16,7 +16,7 @@ from .intercept import PATTERNS, grain_size_difference, grain_size_number, inter
 def grain_properties(labels: ArrayLike, *, min_diameter: float = 0.0) -> pd.DataFrame:
     """Per-grain area, equivalent circle diameter and PCA aspect ratio of a 2D label image.
 
-    Moments are accumulated per label with ``bincount`` (no loop over grains).
+    Moments come from the rows' runs of one label (:func:`label_moments`; no loop over grains).
 
     Parameters
     ----------
@@ -35,23 +35,49 @@ def grain_properties(labels: ArrayLike, *, min_diameter: float = 0.0) -> pd.Data
     lab = as_labels(labels, "cpu", name="labels")
     if lab.ndim != 2:
         raise ValueError(f"labels: grain statistics need a 2D label image, got shape {tuple(lab.shape)}")
-    flat = lab.reshape(-1)
+    return grain_table(lab.numpy(), min_diameter=min_diameter)
+
+
+def label_moments(labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-label pixel count and coordinate sums of a 2D non-negative integer label array, from its row runs.
+
+    Returns float64 arrays indexed by label (0 included, up to the largest
+    label): ``area, sum_r, sum_c, sum_rr, sum_cc, sum_rc``. Each row is cut
+    into runs of one label and every run contributes its sums in closed
+    form (arithmetic series), in int64; the totals are integers below 2**53,
+    so they are exact and equal to per-pixel accumulation in any order.
+    """
+    lab = np.ascontiguousarray(labels)
     h, w = lab.shape
-    rr, cc = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
-                            indexing="ij")
-    rr, cc = rr.reshape(-1), cc.reshape(-1)
-    n = int(flat.max()) + 1 if flat.numel() else 1
+    flat = lab.reshape(-1)
+    start = np.empty(flat.size, bool)
+    start[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=start[1:])
+    start[::w] = True
+    first = np.flatnonzero(start)
+    length = np.diff(np.append(first, flat.size))
+    label = flat[first]
+    row, c0 = np.divmod(first, w)
+    c1 = c0 + length - 1
 
-    def acc(weights: torch.Tensor | None) -> np.ndarray:
-        return torch.bincount(flat, weights=weights, minlength=n).to(torch.float64).numpy()[1:]
+    def squares(x: np.ndarray) -> np.ndarray:  # 0^2 + ... + x^2
+        return x * (x + 1) * (2 * x + 1) // 6
 
-    area = acc(None)
+    sum_c = (c0 + c1) * length // 2
+    n = int(label.max()) + 1 if label.size else 1
+    sums = [length, row * length, sum_c, row * row * length, squares(c1) - squares(c0 - 1), row * sum_c]
+    return tuple(np.bincount(label, weights=x.astype(np.float64), minlength=n) for x in sums)
+
+
+def grain_table(lab: np.ndarray, *, min_diameter: float = 0.0) -> pd.DataFrame:
+    """:func:`grain_properties` of a validated 2D integer label array."""
+    area, s_r, s_c, s_rr, s_cc, s_rc = (x[1:] for x in label_moments(lab))
     present = area > 0
     area_p = area[present]
-    mr, mc = acc(rr)[present] / area_p, acc(cc)[present] / area_p
-    vrr = acc(rr * rr)[present] / area_p - mr**2
-    vcc = acc(cc * cc)[present] / area_p - mc**2
-    vrc = acc(rr * cc)[present] / area_p - mr * mc
+    mr, mc = s_r[present] / area_p, s_c[present] / area_p
+    vrr = s_rr[present] / area_p - mr**2
+    vcc = s_cc[present] / area_p - mc**2
+    vrc = s_rc[present] / area_p - mr * mc
     # Eigenvalues of the 2x2 covariance in closed form.
     half_trace = (vrr + vcc) / 2
     root = np.sqrt(np.maximum(((vrr - vcc) / 2) ** 2 + vrc**2, 0.0))
@@ -97,6 +123,11 @@ def grain_statistics(pred_labels: ArrayLike, gt_labels: ArrayLike, *, min_diamet
     """Grain counts and the JS distances of the size and shape distributions, prediction vs truth."""
     pred = grain_properties(pred_labels, min_diameter=min_diameter)
     true = grain_properties(gt_labels, min_diameter=min_diameter)
+    return statistics_from_properties(pred, true, bins=bins)
+
+
+def statistics_from_properties(pred: pd.DataFrame, true: pd.DataFrame, *, bins: int = 32) -> dict[str, float]:
+    """:func:`grain_statistics` from the two :func:`grain_properties` tables."""
     return {
         "grain_count_pred": float(len(pred)),
         "grain_count_gt": float(len(true)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from .._backend import ArrayLike, DeviceLike, as_mask, check_same_shape
 
 
@@ -9,11 +11,21 @@ def _counts(pred: ArrayLike, gt: ArrayLike, device: DeviceLike) -> tuple[float, 
     p = as_mask(pred, device, name="pred")
     g = as_mask(gt, p.device, name="gt")
     check_same_shape(p, g)
+    return pixel_counts(p, g)
+
+
+def pixel_counts(p: torch.Tensor, g: torch.Tensor) -> tuple[float, float, float, float]:
+    """``(tp, fp, fn, tn)`` of two validated bool tensors of one shape (True = positive); exact integers."""
     tp = float((p & g).sum())
-    fp = float((p & ~g).sum())
-    fn = float((~p & g).sum())
-    tn = float(p.numel()) - tp - fp - fn
-    return tp, fp, fn, tn
+    fp = float(p.sum()) - tp
+    fn = float(g.sum()) - tp
+    return tp, fp, fn, float(p.numel()) - tp - fp - fn
+
+
+def dice_from_counts(tp: float, fp: float, fn: float) -> float:
+    """``2 tp / (2 tp + fp + fn)``; 1.0 when both maps are empty."""
+    denom = 2 * tp + fp + fn
+    return 1.0 if denom == 0 else 2 * tp / denom
 
 
 def dice(pred: ArrayLike, gt: ArrayLike, *, device: DeviceLike = None) -> float:
@@ -23,8 +35,7 @@ def dice(pred: ArrayLike, gt: ArrayLike, *, device: DeviceLike = None) -> float:
     phase task. Both maps empty: 1.0.
     """
     tp, fp, fn, _ = _counts(pred, gt, device)
-    denom = 2 * tp + fp + fn
-    return 1.0 if denom == 0 else 2 * tp / denom
+    return dice_from_counts(tp, fp, fn)
 
 
 def pixel_accuracy(pred: ArrayLike, gt: ArrayLike, *, device: DeviceLike = None) -> float:
@@ -47,7 +58,11 @@ def class_ious(pred: ArrayLike, gt: ArrayLike, *, device: DeviceLike = None) -> 
     foreground means True (a boundary pixel for boundary maps). A class absent
     from both maps has IoU 1.0.
     """
-    tp, fp, fn, tn = _counts(pred, gt, device)
+    return class_ious_from_counts(*_counts(pred, gt, device))
+
+
+def class_ious_from_counts(tp: float, fp: float, fn: float, tn: float) -> tuple[float, float, float]:
+    """:func:`class_ious` from the pixel counts of :func:`pixel_counts`."""
     iou_fg = 1.0 if tp + fp + fn == 0 else tp / (tp + fp + fn)
     iou_bg = 1.0 if tn + fp + fn == 0 else tn / (tn + fp + fn)
     return iou_fg, iou_bg, (tp + fn) / (tp + fp + fn + tn)
