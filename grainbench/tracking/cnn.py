@@ -329,7 +329,8 @@ class CNNTracker(Tracker):
     def fit(self, train: np.ndarray, val: np.ndarray | None = None, *, seed: int = 0,
             max_steps: int | None = None, log: Callable[[str], None] | None = None,
             checkpoint_dir: str | Path | None = None, resume: bool = True, callbacks: tuple[Callback, ...] = (),
-            num_workers: int | None = None, progress: bool = False, **kw: Any) -> TrackerFitResult:
+            num_workers: int | None = None, progress: bool = False, max_epochs: int | None = None,
+            **kw: Any) -> TrackerFitResult:
         """Train the pair classifier on the pairs of ground-truth 3D label volumes (the training engine).
 
         Parameters
@@ -344,6 +345,8 @@ class CNNTracker(Tracker):
             Receives one line per epoch.
         checkpoint_dir, resume
             The engine's ``last.pt`` / ``best.pt``; an interrupted run resumes from ``last.pt``.
+        max_epochs : int, optional
+            Stop after this many epochs in total (an interruption; the next call resumes).
         callbacks : tuple of Callback
             The engine's events (:class:`grainbench.training.Callback`).
         num_workers : int, optional
@@ -382,7 +385,7 @@ class CNNTracker(Tracker):
             epochs=cfg["epochs"], batch_size=cfg["batch_size"], length=per_epoch,
             validate=validate if val_idx is not None else None, select="max" if val_idx is not None else "last",
             config={"tracker": self.config(), "seed": seed}, checkpoint_dir=checkpoint_dir, resume=resume,
-            device=self.device, progress=progress, max_steps=max_steps, label=self.name,
+            device=self.device, progress=progress, max_epochs=max_epochs, max_steps=max_steps, label=self.name,
             callbacks=(*((LogLines(log, self.name),) if log is not None else ()), *callbacks),
             num_workers=num_workers, seed=seed)
         validated = val_idx is not None and result.best_epoch >= 0
