@@ -165,8 +165,15 @@ class TrainResult:
 
 
 def default_workers() -> int:
-    """Data-loading worker processes: one per spare core, at most 2 (0 on a single core: load in-process)."""
-    return max(0, min(2, (os.cpu_count() or 1) - 1))
+    """Data-loading worker processes: one per spare core, at most 2 (0 on a single core, or inside a daemonic
+    process, which may not start children: load in-process)."""
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:
+        return 0
+    from ..threads import available_cores
+
+    return max(0, min(2, available_cores() - 1))
 
 
 def _worker_init(_: int) -> None:
@@ -300,9 +307,10 @@ def train_network(model: Trainable, dataset: Dataset, *, inputs: Callable[[dict]
     if stopped_early or (max_steps is not None and step >= max_steps):
         end_epoch = start_epoch
     # channels_last: faster convolutions on CPUs (about 1.2x here) and GPUs; its 5D counterpart on CUDA only
-    memory_format = (torch.channels_last_3d if cuda else torch.contiguous_format) if _is_3d(net) \
-        else torch.channels_last
-    net.to(memory_format=memory_format)
+    three_d = _is_3d(net)
+    memory_format = (torch.channels_last_3d if cuda else None) if three_d else torch.channels_last
+    if memory_format is not None:
+        net.to(memory_format=memory_format)
     loader, batches = make_loader(dataset, batch_size, length, num_workers=num_workers, seed=seed,
                                   pin_memory=cuda)
     batches_per_epoch = len(batches)
@@ -322,8 +330,9 @@ def train_network(model: Trainable, dataset: Dataset, *, inputs: Callable[[dict]
             batches.set_epoch(epoch)
             for batch in loader:
                 x, target = inputs(batch)
-                x = _to_device(x, device).contiguous(memory_format=memory_format) if x.ndim in (4, 5) \
-                    else _to_device(x, device)
+                x = _to_device(x, device)
+                if memory_format is not None and x.ndim == (5 if three_d else 4):
+                    x = x.contiguous(memory_format=memory_format)
                 target = _to_device(target, device)
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
