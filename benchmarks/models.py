@@ -21,7 +21,8 @@ one numpy stream of crops, ABW weight maps computed inside the loss step,
 contiguous layout; kept here for the comparison) and by the engine
 (:func:`engine_train_throughput`: ``TorchMethod.fit`` with its DataLoader,
 maps per crop in the workers, channels_last), in fp32 and with the engine's
-opt-in bf16 autocast (``precision="bf16"``, the default on CUDA), and the
+opt-in bf16 autocast (preset field ``precision="bf16"``, ``--set precision=bf16``;
+bf16 is the default on CUDA), and the
 classical floor on one core against all of them; it prints the ratios.
 """
 

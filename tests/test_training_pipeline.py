@@ -114,6 +114,18 @@ def test_callbacks_receive_the_engines_events():
     assert fit.config["engine"] == ENGINE_VERSION
 
 
+def test_precision_is_a_recorded_preset_field():
+    from grainbench.errors import ConfigError
+    from grainbench.training import get_preset
+
+    with pytest.raises(ConfigError, match="precision='fp16' is not one of auto, bf16, fp32"):
+        get_preset("quick", precision="fp16")
+    vol = _stack(4, 48)
+    fit = create_model("unet").fit(vol, None, preset="quick", progress=False, precision="bf16", width=4,
+                                   patch_size=32, batch_size=4, patches_per_epoch=4, epochs=1)
+    assert fit.config["preset"]["precision"] == "bf16" and np.isfinite(fit.history["train_loss"]).all()
+
+
 def test_the_training_package_does_not_import_the_method_classes():
     for path in (ROOT / "grainbench" / "training").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -234,8 +234,7 @@ class TorchMethod(Method):
     def fit(self, train: Volume, val: Volume | None = None, *, preset: Any = "quick", seed: int = 0,
             checkpoint_dir: str | Path | None = None, resume: bool = True, progress: bool = True,
             max_epochs: int | None = None, init_from: str | Path | None = None,
-            callbacks: tuple[Callback, ...] = (), num_workers: int | None = None, precision: str = "auto",
-            **overrides: Any) -> FitResult:
+            callbacks: tuple[Callback, ...] = (), num_workers: int | None = None, **overrides: Any) -> FitResult:
         """Train from scratch, or from the weights of ``init_from`` (a fine-tune), or resume from ``checkpoint_dir``.
 
         Keyword ``overrides`` change preset fields (e.g. ``epochs=2``); the
@@ -245,8 +244,7 @@ class TorchMethod(Method):
         image normalisation is the training split's, as from scratch.
         ``callbacks`` (:class:`~grainbench.training.Callback`) receive the
         engine's events; ``num_workers`` sets the data-loading workers (the
-        crops drawn do not depend on it); ``precision`` is the engine's
-        (``"auto"``: bf16 autocast on CUDA only).
+        crops drawn do not depend on it).
         """
         name = preset if isinstance(preset, str) else preset.name
         p = get_preset(preset, **{**self.preset_defaults.get(name, {}), **overrides})
@@ -300,7 +298,7 @@ class TorchMethod(Method):
             config={"method": self.config(), "preset": p.to_dict(), "seed": seed},
             checkpoint_dir=checkpoint_dir, resume=resume, device=self.device, progress=progress,
             max_epochs=max_epochs, label=f"{self.name} [{p.name}]", callbacks=callbacks, num_workers=num_workers,
-            precision=precision, seed=seed)
+            precision=p.precision, seed=seed)
         history = {"train_loss": result.history["train_loss"], "val_loss": result.history["val"],
                    "lr": result.history["lr"]}
         return FitResult(
