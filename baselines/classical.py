@@ -14,9 +14,19 @@ gradient instead, the root sum of squares of the per-channel Sobel gradients
 of the smoothed channels (:func:`colour_gradient`), thresholded by Otsu the
 same way. Grey input is unchanged. On tbm val this lowers VI from 4.29 (grey
 ridge) to 3.76; the per-channel ridge maximum gave 4.00.
+
+Speed: slices are independent, so a stack is filtered on every core this
+process may use (:func:`grainbench.threads.available_cores`), one worker
+process per core (``workers``; scipy's filters hold the GIL, so threads would
+not help); each slice is computed by the same code as alone, so the numbers
+do not depend on the worker count.
 """
 
 from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -51,6 +61,10 @@ class Classical(Method):
         Boundaries are darker than grains (etched optical micrographs); grey input only.
     in_channels : int
         Image channels (1 = grey: Sato ridges; more: :func:`colour_gradient`).
+    workers : int, optional
+        Worker processes for stacks of several slices (default: the cores
+        available; 1 = in this process). Not part of the configuration: it
+        does not change the result.
     """
 
     name = "classical"
@@ -60,9 +74,10 @@ class Classical(Method):
     presets = ()
 
     def __init__(self, smoothing: float = 1.0, sigmas: tuple[float, ...] = (1.0, 2.0), dark_boundaries: bool = True,
-                 in_channels: int = 1) -> None:
+                 in_channels: int = 1, workers: int | None = None) -> None:
         self.smoothing, self.sigmas, self.dark_boundaries = float(smoothing), tuple(sigmas), bool(dark_boundaries)
         self.in_channels = check_in_channels(in_channels, "classical")
+        self.workers = workers
 
     def config(self) -> dict:
         return {**super().config(), "smoothing": self.smoothing, "sigmas": list(self.sigmas),
@@ -75,11 +90,29 @@ class Classical(Method):
         smooth = ndi.gaussian_filter(image, self.smoothing) if self.smoothing > 0 else image
         return filters.sato(smooth, sigmas=self.sigmas, black_ridges=self.dark_boundaries)
 
+    def predict_slice(self, image: np.ndarray) -> np.ndarray:
+        """The "probability" of one (H, W) or (C, H, W) slice."""
+        r = self.ridge(image)
+        t = filters.threshold_otsu(r) if np.ptp(r) > 0 else np.inf
+        out = (r / (r + t) if np.isfinite(t) and t > 0 else np.zeros(r.shape)).astype(np.float32)
+        return np.clip(out, 0.0, 1.0)
+
     def predict(self, image: np.ndarray, prev_boundary: np.ndarray | None = None) -> np.ndarray:
         image = check_volume_input(image, prev_boundary, self.context, self.in_channels)
-        out = np.empty((image.shape[0], *image.shape[-2:]), np.float32)
-        for z, sl in enumerate(image):
-            r = self.ridge(sl)
-            t = filters.threshold_otsu(r) if np.ptp(r) > 0 else np.inf
-            out[z] = r / (r + t) if np.isfinite(t) and t > 0 else 0.0
-        return np.clip(out, 0.0, 1.0)
+        workers = min(len(image), self._workers())
+        if workers <= 1:
+            return np.stack([self.predict_slice(sl) for sl in image]) if len(image) else \
+                np.empty((0, *image.shape[-2:]), np.float32)
+        # fork: the workers inherit this method and the imports; results come back in slice order
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return np.stack(list(pool.map(self.predict_slice, image)))
+
+    def _workers(self) -> int:
+        if self.workers is not None:
+            return max(1, int(self.workers))
+        if os.name != "posix" or "fork" not in multiprocessing.get_all_start_methods() \
+                or multiprocessing.current_process().daemon:  # a daemonic process may not start workers
+            return 1
+        from grainbench.threads import available_cores
+
+        return available_cores()

@@ -9,9 +9,21 @@ and channels_last, as the engines do.
 
     python benchmarks/models.py [--methods wpunet,unet,classical] [--device cpu,cuda] [--width W]
                                 [--batch 24] [--patch 256] [--steps 3] [--slices 2]
+    python benchmarks/models.py --engine [--steps 6]
 
 ``--width`` shrinks the networks that have a width (default: the authors'
 31M-parameter configuration); the table says which width was measured.
+
+``--engine`` compares, side by side in one run, U-Net training at the
+``quick`` setting (width 16, batch 8 of 128 x 128, ABW loss) by the training
+loop grainbench had before its one engine (:func:`legacy_train_throughput`:
+one numpy stream of crops, ABW weight maps computed inside the loss step,
+contiguous layout; kept here for the comparison) and by the engine
+(:func:`engine_train_throughput`: ``TorchMethod.fit`` with its DataLoader,
+maps per crop in the workers, channels_last), in fp32 and with the engine's
+opt-in bf16 autocast (preset field ``precision="bf16"``, ``--set precision=bf16``;
+bf16 is the default on CUDA), and the
+classical floor on one core against all of them; it prints the ratios.
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ import torch
 from grainbench.data.volume import Volume
 from grainbench.examples import labels_to_boundary, voronoi_labels
 from grainbench.methods import MethodError, TorchMethod, create_model
-from grainbench.training import PatchSampler, get_loss
+from grainbench.training import Callback, PatchSampler, get_loss
 
 
 def _stack(z: int, size: int, seed: int = 0) -> Volume:
@@ -41,36 +53,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def train_throughput(m: TorchMethod, vol: Volume, batch: int, patch: int, steps: int) -> float:
-    device = m.device
-    net = m.net.train()
-    cuda = device.type == "cuda"
-    # as the trainer does: 3D nets take channels_last_3d and 3D patches
-    memory_format = torch.channels_last_3d if m.context == "3d" else torch.channels_last
-    if cuda:
-        net.to(memory_format=memory_format)
-    opt = torch.optim.RMSprop(net.parameters(), lr=1e-4, alpha=0.9, eps=1e-5)
-    loss_fn = get_loss("abw")
-    sampler = PatchSampler(vol, patch, context=m.context, depth=m.depth, seed=0,
-                           patch_depth=min(16, vol.shape[0]))
-    t = 0.0
-    for i in range(steps + 1):  # step 0 warms up
-        _sync(device)
-        t0 = time.perf_counter()
-        x, y = m.batch_to_input(sampler.sample(batch), device)
-        if cuda:
-            x = x.contiguous(memory_format=memory_format)
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            logits = net(x)
-        m.training_loss(logits, y, loss_fn).backward()  # deeply supervised nets sum their side outputs
-        opt.step()
-        _sync(device)
-        if i:
-            t += time.perf_counter() - t0
-    return steps * batch / t
-
-
 def infer_throughput(m, image: np.ndarray, prev: np.ndarray) -> float:
     m.predict(image[:1], prev[:1])  # warm-up
     device = getattr(m, "device", torch.device("cpu"))
@@ -79,6 +61,63 @@ def infer_throughput(m, image: np.ndarray, prev: np.ndarray) -> float:
     m.predict(image, prev)
     _sync(device)
     return len(image) / (time.perf_counter() - t0)
+
+
+def legacy_train_throughput(m: TorchMethod, vol: Volume, batch: int, patch: int, steps: int) -> float:
+    """Patches/s of the training loop before the engine (quick setting's Adam; maps inside the loss)."""
+    net = m.net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3, eps=1e-5)
+    loss_fn = get_loss("abw")
+    sampler = PatchSampler(vol, patch, context=m.context, depth=m.depth, seed=0)
+    t = 0.0
+    for i in range(steps + 1):  # step 0 warms up
+        t0 = time.perf_counter()
+        x, y = m.batch_to_input(sampler.sample(batch), m.device)
+        opt.zero_grad(set_to_none=True)
+        loss = m.training_loss(net(x), y, loss_fn)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        if i:
+            t += time.perf_counter() - t0
+    return steps * batch / t
+
+
+class _EpochTimes(Callback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_epoch_end(self, logs: dict) -> None:
+        self.times.append(time.perf_counter())
+
+
+def engine_train_throughput(name: str, vol: Volume, batch: int, patch: int, steps: int, precision: str = "auto",
+                            **kw) -> float:
+    """Patches/s of ``TorchMethod.fit`` (the engine) at the quick setting: the second epoch of two (the first
+    starts the workers and warms up), no validation."""
+    m = create_model(name, **kw)
+    times = _EpochTimes()
+    m.fit(vol, None, preset="quick", epochs=2, patches_per_epoch=steps * batch, batch_size=batch, patch_size=patch,
+          progress=False, callbacks=(times,), precision=precision)
+    return steps * batch / (times.times[1] - times.times[0])
+
+
+def compare_engine(steps: int) -> None:
+    """Old loop vs the engine, U-Net at the quick setting, and the classical floor on 1 core vs all cores."""
+    vol = _stack(6, 256)
+    batch, patch = 8, 128
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; U-Net width 16, batch {batch} of "
+          f"{patch} x {patch}, ABW loss, {steps} steps")
+    old = legacy_train_throughput(create_model("unet", width=16), vol, batch, patch, steps)
+    new = engine_train_throughput("unet", vol, batch, patch, steps)
+    bf16 = engine_train_throughput("unet", vol, batch, patch, steps, precision="bf16")
+    print(f"{'training patches/s':<34}{'before':>10}{'engine':>10}{'ratio':>8}")
+    print(f"{'unet quick, fp32':<34}{old:>10.2f}{new:>10.2f}{new / old:>7.2f}x")
+    print(f"{'unet quick, engine bf16 (opt-in)':<34}{old:>10.2f}{bf16:>10.2f}{bf16 / old:>7.2f}x")
+    test = _stack(4, 1024, seed=100)
+    one, every = create_model("classical", workers=1), create_model("classical")
+    a, b = infer_throughput(one, test.image, test.boundary), infer_throughput(every, test.image, test.boundary)
+    print(f"{'classical slices/s (1024^2)':<34}{a:>10.3f}{b:>10.3f}{b / a:>7.2f}x  (1 core vs all cores)")
 
 
 def main() -> None:
@@ -91,7 +130,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--slices", type=int, default=2)
     ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--engine", action="store_true", help="compare the training loop before the engine with it")
     args = ap.parse_args()
+    if args.engine:
+        compare_engine(args.steps)
+        return
 
     devices = [d for d in args.device.split(",") if d == "cpu" or torch.cuda.is_available()]
     train_vol = _stack(4, max(args.patch, 256))
@@ -124,7 +167,8 @@ def main() -> None:
                 m = probe
             width = m.config().get("width") or ("64" if "width" in m.config() else "-")
             params = f"{m.num_parameters() / 1e6:.2f}M"
-            tps = f"{train_throughput(m, train_vol, args.batch, args.patch, args.steps):.2f}" if is_torch else "-"
+            tps = f"{engine_train_throughput(name, train_vol, args.batch, args.patch, args.steps, **kw):.2f}" \
+                if is_torch else "-"
             prev = np.roll(test_vol.boundary, 1, axis=0)
             ips = infer_throughput(m, test_vol.image, prev)
             print(f"{name:<22}{dev:<7}{width!s:>6}{params:>9}{tps:>17}{ips:>16.3f}")

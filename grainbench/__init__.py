@@ -33,4 +33,13 @@ def _checkout_baselines() -> None:
 
 _checkout_baselines()
 
-__all__ = ["__version__"]
+__all__ = ["GrainDataset", "__version__"]
+
+
+def __getattr__(name: str):
+    # torch loads only when the dataset is asked for: ``import grainbench`` stays light
+    if name == "GrainDataset":
+        from .training.dataset import GrainDataset
+
+        return GrainDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

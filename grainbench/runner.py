@@ -533,6 +533,8 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         fit_info = {k: v for k, v in fit.to_dict().items() if k != "config"}
         fit_info["selected_on"] = selected_on if val is not None and fit.best_epoch >= 0 else None
         fit_info["preset_config"] = fit.config.get("preset")  # every field, as the method used it
+        # the training engine and data pipeline version (2: per-index crops through a DataLoader); absent before
+        fit_info["engine"] = fit.config.get("engine")
         train_seconds = fit.seconds
         if hasattr(method, "save"):
             checkpoint_sha = method.save(final)

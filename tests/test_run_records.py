@@ -7,7 +7,7 @@ import torch
 from grainbench import data, runner
 from grainbench.cli import main
 from grainbench.records import read_record
-from grainbench.training import load_checkpoint
+from grainbench.training import ENGINE_VERSION, load_checkpoint
 from grainbench.training.presets import Preset
 
 TINY = ["--set", "patches_per_epoch=8", "--set", "batch_size=4", "--set", "patch_size=64", "--set", "val_patches=4",
@@ -70,6 +70,7 @@ def test_record_holds_the_full_preset_and_the_time_of_every_training_segment(wor
     fit = rec["extra"]["fit"]
     assert rec["timings"]["train_s"] == pytest.approx(fit["seconds"])
     assert fit["seconds"] > first_segment  # both segments, not only the last
+    assert fit["engine"] == ENGINE_VERSION  # records of the one training engine say so
     preset = rec["config"]["preset_config"]
     assert set(preset) == set(Preset.__dataclass_fields__)
     assert preset["epochs"] == 2 and preset["patch_size"] == 64 and preset["optimizer"] == "adam"

@@ -7,7 +7,8 @@ with K = :attr:`TorchMethod.net_in_channels`: for image channels C
 ``"2d+prev"`` (image, previous mask encoded boundary = -6, grain = 1 as in
 the authors' trainer) and ``(2 * depth + 1) * C`` for ``"2.5d"`` (slice-major:
 the C channels of slice z-k, then of z-k+1, ...). A ``"3d"`` network maps
-(N, C, D, H, W) sub-volumes to (N, 2, D, H, W) logits. Training (:func:`grainbench.training.train`) and
+(N, C, D, H, W) sub-volumes to (N, 2, D, H, W) logits. Training (:meth:`TorchMethod.fit`: the
+engine :func:`grainbench.training.train_network` on a :class:`~grainbench.training.PatchDataset`) and
 overlap-tile inference (:func:`grainbench.inference.tile_predict`, or
 :func:`~grainbench.inference.tile_predict_3d` for ``"3d"``) come for free.
 """
@@ -23,9 +24,14 @@ import torch
 from torch import nn
 
 from .._backend import resolve_device
-from ..data.volume import Volume
+from ..data.volume import Volume, as_channels
 from ..errors import ConfigError, InputFileError
-from ..data.volume import as_channels
+from ..training import checkpoint as _ckpt
+from ..training.dataset import PatchDataset
+from ..training.losses import get_loss
+from ..training.presets import get_preset
+from ..training.sampling import volume_arrays
+from ..training.trainer import Callback, make_optimizer, seed_everything, train_network, val_batches
 from .api import FitResult, Method, check_in_channels, check_volume_input
 
 #: Encoding of the previous slice's mask fed to propagation networks (authors' trainer).
@@ -125,15 +131,11 @@ class TorchMethod(Method):
 
     def save(self, path: str | Path) -> str:
         """Write the trained method (config and weights) atomically; returns the file's sha256."""
-        from ..training.checkpoint import save_checkpoint
-
-        return save_checkpoint(path, {"config": {"method": self.config()}, "method_state": self.state_dict()})
+        return _ckpt.save_checkpoint(path, {"config": {"method": self.config()}, "method_state": self.state_dict()})
 
     def load(self, path: str | Path) -> "TorchMethod":
         """Load weights from :meth:`save` or a trainer checkpoint (``best.pt``/``last.pt``)."""
-        from ..training.checkpoint import load_checkpoint
-
-        state = load_checkpoint(path)
+        state = _ckpt.load_checkpoint(path)
         try:
             cfg = state["config"]["method"]
             method_state = state["method_state"]
@@ -174,9 +176,7 @@ class TorchMethod(Method):
         (:func:`widen_grey_weights`), so the widened network answers a colour
         image as the grey one answered its channel mean.
         """
-        from ..training.checkpoint import load_checkpoint
-
-        state = load_checkpoint(path)
+        state = _ckpt.load_checkpoint(path)
         try:
             cfg, weights = state["config"]["method"], state["method_state"]["net"]
         except (KeyError, TypeError):
@@ -216,19 +216,25 @@ class TorchMethod(Method):
             return x[idx].reshape(z, -1, *x.shape[-2:])
         return x
 
-    def batch_to_input(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input, 1-pixel target) tensors of a training :class:`~grainbench.training.sampling.Batch`."""
-        x = (torch.from_numpy(batch.image) - self.norm[0]) / self.norm[1]
+    def encode(self, image: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
+        """Network input of a batch of training patches: normalised image (+ the encoded previous mask)."""
+        x = (image - self.norm[0]) / self.norm[1]
         if self.context == "2d+prev":
-            prev = torch.from_numpy(batch.prev)
             enc = torch.where(prev, PREV_BOUNDARY_VALUE, PREV_GRAIN_VALUE).to(x.dtype)
             x = torch.cat([x, enc[:, None]], 1)
+        return x
+
+    def batch_to_input(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input, 1-pixel target) tensors of a training :class:`~grainbench.training.sampling.Batch`."""
+        prev = torch.from_numpy(batch.prev) if self.context == "2d+prev" else None
+        x = self.encode(torch.from_numpy(batch.image), prev)
         return x.to(device, non_blocking=True), torch.from_numpy(batch.boundary).to(device)
 
     # -- Method protocol ----------------------------------------------------------------
     def fit(self, train: Volume, val: Volume | None = None, *, preset: Any = "quick", seed: int = 0,
             checkpoint_dir: str | Path | None = None, resume: bool = True, progress: bool = True,
-            max_epochs: int | None = None, init_from: str | Path | None = None, **overrides: Any) -> FitResult:
+            max_epochs: int | None = None, init_from: str | Path | None = None,
+            callbacks: tuple[Callback, ...] = (), num_workers: int | None = None, **overrides: Any) -> FitResult:
         """Train from scratch, or from the weights of ``init_from`` (a fine-tune), or resume from ``checkpoint_dir``.
 
         Keyword ``overrides`` change preset fields (e.g. ``epochs=2``); the
@@ -236,12 +242,10 @@ class TorchMethod(Method):
         method was created with an explicit one. ``init_from`` is a checkpoint
         file (:meth:`load_init_weights`); the optimizer starts fresh and the
         image normalisation is the training split's, as from scratch.
+        ``callbacks`` (:class:`~grainbench.training.Callback`) receive the
+        engine's events; ``num_workers`` sets the data-loading workers (the
+        crops drawn do not depend on it).
         """
-        from ..training.presets import get_preset
-        from ..training.sampling import volume_arrays
-        from ..training.trainer import seed_everything
-        from ..training.trainer import train as run_training
-
         name = preset if isinstance(preset, str) else preset.name
         p = get_preset(preset, **{**self.preset_defaults.get(name, {}), **overrides})
         if p.width is not None and "width" in self._config and "width" not in self._explicit:
@@ -258,8 +262,50 @@ class TorchMethod(Method):
         image, _ = volume_arrays(train)
         self.norm = (float(image.mean()), float(image.std()) or 1.0)
         self.preset = p.name
-        return run_training(self, train, val, p, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
-                            device=self.device, progress=progress, max_epochs=max_epochs)
+
+        loss_fn = get_loss(p.loss, **p.loss_kwargs)
+        maps = getattr(loss_fn, "pipeline_maps", None)  # per-crop maps, cut by the data pipeline
+        data = PatchDataset(train, p.patch_size, p.patches_per_epoch, context=self.context, depth=self.depth,
+                            patch_depth=p.patch_depth, seed=seed, augment=p.augment != "none", maps=maps)
+        val_sets = [_val_items(b, maps) for b in val_batches(val, p, self.context, self.depth)] \
+            if val is not None else []
+
+        def inputs(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
+            extra = {k: v for k, v in batch.items() if k not in ("image", "boundary", "prev")}
+            return self.encode(batch["image"], batch.get("prev")), (batch["boundary"], extra)
+
+        def loss(outputs: Any, target: tuple[torch.Tensor, dict[str, torch.Tensor]]) -> torch.Tensor:
+            boundary, extra = target
+            # deeply supervised nets score several outputs against one target: the maps are shared
+            return self.training_loss(outputs, boundary, _with_maps(loss_fn, extra))
+
+        def validate() -> float:
+            total, n = 0.0, 0
+            for batch in val_sets:
+                x, (boundary, extra) = inputs(batch)
+                x = x.to(self.device)
+                extra = {k: v.to(self.device) for k, v in extra.items()}
+                logits = self.net(x)
+                total += float(loss_fn(logits.float(), boundary.to(self.device), **extra)) * len(x)
+                n += len(x)
+            return total / max(n, 1)
+
+        result = train_network(
+            self, data, inputs=inputs, loss=loss, optimizer=make_optimizer(net.parameters(), p), lr_at=p.lr_at,
+            epochs=p.epochs, batch_size=p.batch_size, length=len(data),
+            validate=validate if val_sets else None, select="min" if p.select == "val_loss" else "last",
+            patience=p.patience, grad_clip=p.grad_clip,
+            config={"method": self.config(), "preset": p.to_dict(), "seed": seed},
+            checkpoint_dir=checkpoint_dir, resume=resume, device=self.device, progress=progress,
+            max_epochs=max_epochs, label=f"{self.name} [{p.name}]", callbacks=callbacks, num_workers=num_workers,
+            precision=p.precision, seed=seed)
+        history = {"train_loss": result.history["train_loss"], "val_loss": result.history["val"],
+                   "lr": result.history["lr"]}
+        return FitResult(
+            preset=p.name, config=result.config, steps=result.steps, epochs=result.epochs,
+            best_epoch=result.best_epoch, best_val_loss=result.best_score, seconds=result.seconds,
+            patches_per_s=result.samples_per_s, history=history, checkpoint=result.checkpoint,
+            stopped_early=result.stopped_early, stop_epoch=result.stop_epoch)
 
     @torch.no_grad()
     def predict(self, image: np.ndarray, prev_boundary: np.ndarray | None = None) -> np.ndarray:
@@ -291,6 +337,24 @@ class TorchMethod(Method):
         which validation and prediction use.
         """
         return loss_fn(outputs.float(), target)
+
+
+def _with_maps(loss_fn: nn.Module, maps: dict[str, torch.Tensor]):
+    """``loss_fn`` with the data pipeline's per-crop maps bound (the training loss calls ``fn(logits, target)``)."""
+    if not maps:
+        return loss_fn
+    return lambda logits, target: loss_fn(logits, target, **maps)
+
+
+def _val_items(batch: Any, maps: Any) -> dict[str, torch.Tensor]:
+    """A validation :class:`~grainbench.training.sampling.Batch` as the engine's batch dict, maps computed once."""
+    out = {"image": torch.from_numpy(batch.image), "boundary": torch.from_numpy(batch.boundary)}
+    if batch.prev is not None:
+        out["prev"] = torch.from_numpy(batch.prev)
+    if maps is not None:
+        per = [maps(b) for b in batch.boundary]
+        out.update({k: torch.from_numpy(np.stack([m[k] for m in per])) for k in per[0]})
+    return out
 
 
 def widen_grey_weights(weights: dict[str, torch.Tensor], own: dict[str, torch.Tensor],

@@ -20,15 +20,22 @@ at 1), augmentation by swapping the two channels and a random flip/rotation
 by multiples of 90 degrees, and the weights of the epoch with the best
 validation accuracy are kept.
 
-Speed: the crops are not cut out pair by pair. All pairs of a batch are
-rendered at once on the device by one gather from the (Z, H, W) 2D-label
-volume (nearest-neighbour resampling is an index computation), then
-classified in one forward pass (bf16 autocast and channels_last on CUDA).
+Training runs on grainbench's one training engine
+(:func:`grainbench.training.train_network`): the pairs are a
+``torch.utils.data.Dataset`` (:class:`PairDataset`: pair order and
+augmentation drawn per ``(seed, epoch, index)``, so workers and resuming do
+not change them) fed through a ``DataLoader``; checkpoints, resume, callbacks
+and bf16/channels_last on CUDA are the engine's. Weights are saved in the
+engine's checkpoint format; checkpoints written by the earlier separate
+training loop are refused with a message saying to train again.
+
+Speed at inference: all pairs of a batch are rendered at once on the device
+by one gather from the (Z, H, W) 2D-label volume (nearest-neighbour
+resampling is an index computation), then classified in one forward pass.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +45,12 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 from torch import nn
+from torch.utils.data import Dataset
 
 from .._backend import resolve_device
 from ..errors import TrackingError
+from ..training.checkpoint import load_checkpoint, save_checkpoint
+from ..training.trainer import Callback, LogLines, train_network
 from .api import Tracker, TrackerFitResult
 from .reconstruct import PairTable, SliceGrains, choose, pair_table, slice_grains
 
@@ -166,18 +176,51 @@ def render_pairs(volume: torch.Tensor, z: torch.Tensor, prev: torch.Tensor, this
     return (values == ids).float()
 
 
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random channel swap, flip and rotation by a multiple of 90 degrees, drawn per sample."""
-    b = x.shape[0]
-    draws = torch.randint(0, 2, (b,), generator=generator).to(x.device)
-    x = torch.where(draws[:, None, None, None].bool(), x.flip(1), x)  # which slice is "this" must not matter
-    draws = torch.randint(0, 2, (b,), generator=generator).to(x.device)
-    x = torch.where(draws[:, None, None, None].bool(), x.flip(-1), x)
-    k = torch.randint(0, 4, (b,), generator=generator).to(x.device)
-    out = x
-    for turns in (1, 2, 3):
-        out = torch.where((k == turns)[:, None, None, None], torch.rot90(x, turns, dims=(-2, -1)), out)
-    return out
+def augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Random channel swap, flip and rotation by a multiple of 90 degrees of one (2, S, S) pair image."""
+    swap, flip = rng.random(2) < 0.5
+    k = int(rng.integers(0, 4))
+    if swap:  # which slice is "this" must not matter
+        x = x.flip(0)
+    if flip:
+        x = x.flip(-1)
+    return torch.rot90(x, k, dims=(-2, -1)) if k else x
+
+
+class PairDataset(Dataset):
+    """Training pairs of a :class:`PairSet` as a ``Dataset`` of ``(epoch, index)`` keys.
+
+    Epoch ``e`` visits ``length`` pairs in the order of a permutation drawn
+    from ``(seed, e)``; pair ``i`` of it is augmented (:func:`augment`) by
+    draws from ``(seed, e, i)``. Items: ``x`` (2, size, size) float32, ``y``
+    the same-grain label.
+    """
+
+    def __init__(self, pairs: PairSet, size: int, length: int, *, seed: int = 0, augment: bool = True) -> None:
+        if pairs.same is None:
+            raise TrackingError("training pairs need same/different labels")
+        self.pairs, self.size, self.length, self.seed, self.augment = pairs, int(size), int(length), int(seed), augment
+        self.volume = torch.from_numpy(pairs.grains.labels)
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The pairs epoch ``epoch`` visits, in order."""
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, np.random.default_rng((self.seed, epoch)).permutation(len(self.pairs))[:self.length])
+        return self._order[1]
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, i = key
+        k = self.order(epoch)[i:i + 1]
+        p = self.pairs
+        x = render_pairs(self.volume, *(torch.from_numpy(np.ascontiguousarray(a[k])) for a in (p.z, p.prev, p.this)),
+                         torch.from_numpy(np.ascontiguousarray(p.boxes[k])), self.size)[0]
+        if self.augment:
+            x = augment(x, np.random.default_rng((self.seed, epoch, i)))
+        return {"x": x.contiguous(), "y": torch.tensor(int(p.same[k[0]]))}
 
 
 # --------------------------------------------------------------------------- the tracker
@@ -274,9 +317,21 @@ class CNNTracker(Tracker):
                             self.input_size)
 
     # -- training ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The network's weights (on the CPU): what checkpoints hold."""
+        assert self.net is not None
+        return {"net": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        assert self.net is not None
+        self.net.load_state_dict(state["net"])
+
     def fit(self, train: np.ndarray, val: np.ndarray | None = None, *, seed: int = 0,
-            max_steps: int | None = None, log: Callable[[str], None] | None = None, **kw: Any) -> TrackerFitResult:
-        """Train the pair classifier on the pairs of ground-truth 3D label volumes.
+            max_steps: int | None = None, log: Callable[[str], None] | None = None,
+            checkpoint_dir: str | Path | None = None, resume: bool = True, callbacks: tuple[Callback, ...] = (),
+            num_workers: int | None = None, progress: bool = False, max_epochs: int | None = None,
+            **kw: Any) -> TrackerFitResult:
+        """Train the pair classifier on the pairs of ground-truth 3D label volumes (the training engine).
 
         Parameters
         ----------
@@ -288,11 +343,18 @@ class CNNTracker(Tracker):
             Stop after this many optimiser steps in total (a quick run).
         log : callable, optional
             Receives one line per epoch.
+        checkpoint_dir, resume
+            The engine's ``last.pt`` / ``best.pt``; an interrupted run resumes from ``last.pt``.
+        max_epochs : int, optional
+            Stop after this many epochs in total (an interruption; the next call resumes).
+        callbacks : tuple of Callback
+            The engine's events (:class:`grainbench.training.Callback`).
+        num_workers : int, optional
+            Data-loading workers (the pairs drawn do not depend on it).
         """
         if kw:
             raise TrackingError(f"unknown fit options {sorted(kw)}")
         cfg = self._config
-        t0 = time.perf_counter()
         train_pairs = PairSet.from_labels(train)
         val_pairs = PairSet.from_labels(val) if val is not None else None
         assert train_pairs.same is not None
@@ -304,61 +366,37 @@ class CNNTracker(Tracker):
         net = self.build(seed)
         loss_fn = nn.CrossEntropyLoss(weight=weight)
         optimizer = torch.optim.RMSprop(net.parameters(), lr=cfg["lr"], alpha=0.9)
-        rng = np.random.default_rng(seed)
-        gen = torch.Generator().manual_seed(seed)
-        volume = torch.from_numpy(train_pairs.grains.labels).to(self.device)
         val_idx = None
         if val_pairs is not None and len(val_pairs):
             n_val = len(val_pairs) if cfg["val_pairs"] is None else min(cfg["val_pairs"], len(val_pairs))
             val_idx = np.unique(np.linspace(0, len(val_pairs) - 1, n_val).round().astype(np.int64))
         per_epoch = len(train_pairs) if cfg["pairs_per_epoch"] is None else min(cfg["pairs_per_epoch"],
                                                                                  len(train_pairs))
-        history: dict[str, list[float]] = {"train_loss": [], "val_accuracy": [], "lr": []}
-        best_acc, best_epoch, best_state = -1.0, -1, None
-        step, epoch = 0, 0
-        for epoch in range(1, cfg["epochs"] + 1):
-            lr = max(cfg["lr"] * cfg["lr_decay"] ** (epoch - 1), cfg["min_lr"])
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            net.train()
-            order = rng.permutation(len(train_pairs))[:per_epoch]
-            losses = []
-            for start in range(0, len(order), cfg["batch_size"]):
-                idx = order[start:start + cfg["batch_size"]]
-                x = augment(self._render(volume, train_pairs, idx), gen)
-                y = torch.from_numpy(train_pairs.same[idx]).to(self.device)
-                loss = loss_fn(self._forward(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(float(loss.detach()))
-                step += 1
-                if max_steps is not None and step >= max_steps:
-                    break
-            history["train_loss"].append(float(np.mean(losses)) if losses else float("nan"))
-            history["lr"].append(lr)
-            self._fitted = True
-            if val_idx is not None:
-                assert val_pairs is not None
-                acc = self.evaluate_pairs(val_pairs, val_idx)["accuracy"]
-                history["val_accuracy"].append(acc)
-                if acc > best_acc:
-                    best_acc, best_epoch = acc, epoch
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-            if log is not None:
-                val_txt = f", val accuracy {history['val_accuracy'][-1]:.4f}" if val_idx is not None else ""
-                log(f"{self.name}: epoch {epoch}/{cfg['epochs']}, loss {history['train_loss'][-1]:.4f}{val_txt}")
-            if max_steps is not None and step >= max_steps:
-                break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        else:
-            best_epoch = epoch
+        data = PairDataset(train_pairs, self.input_size, per_epoch, seed=seed)
+        self._fitted = True  # validation predicts with the weights in training
+
+        def validate() -> float:
+            assert val_pairs is not None
+            return self.evaluate_pairs(val_pairs, val_idx)["accuracy"]
+
+        result = train_network(
+            self, data, inputs=lambda b: (b["x"], b["y"]), loss=lambda out, y: loss_fn(out.float(), y),
+            optimizer=optimizer, lr_at=lambda e: max(cfg["lr"] * cfg["lr_decay"] ** e, cfg["min_lr"]),
+            epochs=cfg["epochs"], batch_size=cfg["batch_size"], length=per_epoch,
+            validate=validate if val_idx is not None else None, select="max" if val_idx is not None else "last",
+            config={"tracker": self.config(), "seed": seed}, checkpoint_dir=checkpoint_dir, resume=resume,
+            device=self.device, progress=progress, max_epochs=max_epochs, max_steps=max_steps, label=self.name,
+            callbacks=(*((LogLines(log, self.name),) if log is not None else ()), *callbacks),
+            num_workers=num_workers, seed=seed)
+        validated = val_idx is not None and result.best_epoch >= 0
+        history = {"train_loss": result.history["train_loss"], "lr": result.history["lr"],
+                   "val_accuracy": result.history["val"] if val_idx is not None else []}
         return TrackerFitResult(
-            trained=True, epochs=epoch, steps=step, best_epoch=best_epoch,
-            best_val_accuracy=best_acc if best_state is not None else float("nan"),
+            trained=True, epochs=result.epochs, steps=result.steps,
+            best_epoch=result.best_epoch + 1 if validated else result.epochs,
+            best_val_accuracy=result.best_score if validated else float("nan"),
             train_pairs=len(train_pairs), val_pairs=0 if val_pairs is None else len(val_pairs),
-            seconds=time.perf_counter() - t0, history=history, config=self.config())
+            seconds=result.seconds, history=history, config=self.config())
 
     # -- inference -----------------------------------------------------------------
     @torch.no_grad()
@@ -415,33 +453,32 @@ class CNNTracker(Tracker):
 
     # -- state -----------------------------------------------------------------------
     def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> str:
-        """Write the configuration and weights atomically (loadable with ``weights_only=True``); returns sha256."""
-        from ..training.checkpoint import save_checkpoint
-
+        """Write the configuration and weights atomically in the engine's checkpoint format; returns sha256."""
         if self.net is None:
             raise TrackingError(f"tracker {self.name!r} has no weights to save")
-        state = {"config": {"tracker": self.name, **self.config()},
-                 "net": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}
+        state: dict[str, Any] = {"config": {"tracker": self.config()}, "method_state": self.state_dict()}
         if extra:
             state["extra"] = extra
         return save_checkpoint(path, state)
 
     def load(self, path: str | Path) -> CNNTracker:
-        """Load weights written by :meth:`save`; the checkpoint's architecture and input size win."""
-        from ..training.checkpoint import load_checkpoint
-
+        """Load weights from :meth:`save` or the engine's ``best.pt`` / ``last.pt``; their architecture and input
+        size win."""
         state = load_checkpoint(path, map_location="cpu")
-        cfg = state.get("config", {})
-        if cfg.get("tracker") != self.name or "net" not in state:
-            raise TrackingError(f"{path}: not a checkpoint of tracker {self.name!r} "
-                                f"(holds {cfg.get('tracker', 'something else')!r})")
+        cfg = state.get("config", {}).get("tracker") if isinstance(state.get("config"), dict) else None
+        if isinstance(cfg, str) and "net" in state:
+            raise TrackingError(f"{path}: tracker checkpoint from the retired training loop (before the training "
+                                "engine); train the tracker again (grainbench track --retrain)")
+        if not isinstance(cfg, dict) or cfg.get("name") != self.name or "method_state" not in state:
+            held = cfg.get("name") if isinstance(cfg, dict) else "something else"
+            raise TrackingError(f"{path}: not a checkpoint of tracker {self.name!r} (holds {held!r})")
         self.arch_name = cfg["arch"]
         self.input_size = int(cfg["input_size"])
         self._config.update(arch=self.arch_name, input_size=self.input_size)
-        net = self.build()
+        self.build()
         try:
-            net.load_state_dict(state["net"])
-        except RuntimeError as exc:
+            self.load_state_dict(state["method_state"])
+        except (RuntimeError, KeyError) as exc:
             raise TrackingError(f"{path}: weights do not fit {self.arch_name!r}: {exc}") from None
         self._fitted = True
         return self

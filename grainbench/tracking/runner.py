@@ -153,6 +153,8 @@ def prepare_tracker(spec: TrackingSpec, *, work_root: Path, device: str | None =
     log(f"{spec.tracker}: training on {spec.dataset}/train ({len(train)} slices) with seed {spec.seed}; "
         f"weights go to {weights}")
     fit_kw = {"log": log} if accepts(tracker.fit, "log") else {}
+    if accepts(tracker.fit, "checkpoint_dir"):  # the training engine's last.pt: an interrupted run resumes
+        fit_kw.update(checkpoint_dir=work / "engine", resume=not retrain)
     fit = tracker.fit(train, val, seed=spec.seed, **fit_kw)
     info = {k: v for k, v in (fit.to_dict() if hasattr(fit, "to_dict") else dict(fit or {})).items()
             if k != "config"}

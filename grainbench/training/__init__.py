@@ -1,6 +1,7 @@
-"""Training engine: patch sampling, losses, presets, checkpoints and the training loop."""
+"""Training engine: the patch dataset, losses, presets, checkpoints and the training loop."""
 
 from .checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from .dataset import ENGINE_VERSION, EpochBatchSampler, GrainDataset, PatchDataset
 from .losses import (
                      ABWLoss,
                      BCELoss,
@@ -15,10 +16,11 @@ from .losses import (
 )
 from .presets import PRESETS, Preset, get_preset
 from .sampling import Batch, PatchSampler
-from .trainer import seed_everything, train
+from .trainer import Callback, LogLines, TrainResult, make_loader, seed_everything, train_network
 
 __all__ = [
-    "ABWLoss", "BCELoss", "Batch", "CBWLoss", "DiceLoss", "GaussianLoss", "TopHatLoss", "TopoLoss", "PRESETS", "PatchSampler", "Preset", "abw_weight_maps",
-    "dilate_target", "file_sha256", "get_loss", "get_preset", "load_checkpoint", "save_checkpoint",
-    "seed_everything", "train",
+    "ABWLoss", "BCELoss", "Batch", "CBWLoss", "Callback", "DiceLoss", "ENGINE_VERSION", "EpochBatchSampler",
+    "GaussianLoss", "GrainDataset", "LogLines", "PRESETS", "PatchDataset", "PatchSampler", "Preset", "TopHatLoss",
+    "TopoLoss", "TrainResult", "abw_weight_maps", "dilate_target", "file_sha256", "get_loss", "get_preset",
+    "load_checkpoint", "make_loader", "save_checkpoint", "seed_everything", "train_network",
 ]

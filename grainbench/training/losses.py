@@ -98,6 +98,14 @@ class ABWLoss(nn.Module):
         # CPU weight maps are computed once per (unchanged) target tensor.
         self._cached: tuple[torch.Tensor, int, tuple[torch.Tensor, torch.Tensor]] | None = None
 
+    def pipeline_maps(self, boundary: np.ndarray) -> dict[str, np.ndarray]:
+        """``w_bck`` and ``w_obj`` of one (H, W) or (D, H, W) crop, computed by the data pipeline once per crop."""
+        b = np.asarray(boundary, bool)
+        maps = [abw_weight_maps(t, w0=self.w0, gamma=self.gamma, boundary_weight=self.boundary_weight)
+                for t in b.reshape(-1, *b.shape[-2:])]  # 3D crops: slice by slice
+        return {"w_bck": np.stack([m[0] for m in maps]).reshape(b.shape),
+                "w_obj": np.stack([m[1] for m in maps]).reshape(b.shape)}
+
     def weight_maps(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(w_bck, w_obj), each of the target's shape, float32 on the target's device."""
         c = self._cached
@@ -115,9 +123,12 @@ class ABWLoss(nn.Module):
         w_obj = torch.from_numpy(np.stack([m[1] for m in maps]).reshape(arr.shape)).to(target.device)
         return w_bck, w_obj
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, w_bck: torch.Tensor | None = None,
+                w_obj: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss; ``w_bck`` and ``w_obj`` from the data pipeline (:meth:`pipeline_maps`), else computed here."""
         _check(logits, target)
-        w_bck, w_obj = self.weight_maps(target)
+        if w_bck is None or w_obj is None:
+            w_bck, w_obj = self.weight_maps(target)
         md = dilate_target(target, self.dilate).float()
         is_obj = w_bck < w_obj * md
         weight = torch.where(is_obj, w_obj, w_bck)
@@ -226,12 +237,19 @@ class _RewardLoss(nn.Module):
     def reward_map(self, target: np.ndarray) -> np.ndarray:  # (M, H, W) bool -> (M, H, W) float
         raise NotImplementedError
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def pipeline_maps(self, boundary: np.ndarray) -> dict[str, np.ndarray]:
+        """The ``reward`` map of one (H, W) or (D, H, W) crop, computed by the data pipeline once per crop."""
+        b = np.asarray(boundary, bool)
+        return {"reward": np.asarray(self.reward_map(b.reshape(-1, *b.shape[-2:]))).reshape(b.shape)}
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, reward: torch.Tensor | None = None
+                ) -> torch.Tensor:
         _check(logits, target)
-        arr = target.detach().bool().cpu().numpy()
-        reward = self.reward_map(arr.reshape(-1, *arr.shape[-2:])).reshape(arr.shape)
+        if reward is None:
+            arr = target.detach().bool().cpu().numpy()
+            reward = torch.from_numpy(self.reward_map(arr.reshape(-1, *arr.shape[-2:])).reshape(arr.shape))
         p = torch.softmax(logits.float(), dim=1)[:, 1]
-        return -(p * torch.from_numpy(reward).to(p.device)).mean()
+        return -(p * reward.to(p.device)).mean()
 
 
 class TopHatLoss(_RewardLoss):

@@ -73,6 +73,11 @@ class Preset:
         ``epochs``. Needs ``select = "val_loss"``; without a validation split
         it has no effect. The :class:`~grainbench.methods.FitResult` says
         whether and after which epoch training stopped.
+    precision : {"auto", "bf16", "fp32"}
+        Arithmetic of the training steps: ``auto`` is bf16 autocast on CUDA
+        and fp32 on the CPU; ``bf16`` is bf16 autocast on the CPU too (about
+        2x the fp32 patches/s on CPUs with AVX512-BF16; other numbers, so it
+        is recorded here); ``fp32`` never autocasts.
     """
 
     name: str
@@ -97,6 +102,7 @@ class Preset:
     val_patches: int = 64
     patience: int | None = None
     augment: str = "flips"
+    precision: str = "auto"
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch``."""
@@ -159,7 +165,7 @@ def get_preset(preset: str | Preset, **overrides: Any) -> Preset:
 
 #: The values a field may take: a set of choices, or (type, lowest allowed, highest allowed, None allowed).
 _CHOICES = {"optimizer": ("rmsprop", "adam"), "init": ("xavier", "default"), "select": ("val_loss", "last"),
-            "augment": ("flips", "none")}
+            "augment": ("flips", "none"), "precision": ("auto", "bf16", "fp32")}
 _RANGES: dict[str, tuple[type, float, float, bool]] = {
     "lr": (float, 0.0, 10.0, False), "alpha": (float, 0.0, 1.0, False), "eps": (float, 0.0, 1.0, False),
     "lr_decay": (float, 0.0, 1.0, False), "decay_every": (int, 1, 10**6, False),
