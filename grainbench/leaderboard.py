@@ -80,6 +80,8 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
         if cfg.get("init_from"):  # a fine-tune: name the parent's dataset (or the checkpoint's hash)
             parent = cfg["init_from"].get("dataset") or cfg["init_from"]["sha256"][:8]
             model += f" ft:{parent}"
+        if cfg.get("weights"):  # predicted with published weights, not trained here
+            model += f" [weights {cfg['weights']['sha256'][:8]}]"
         label = post_label(cfg.get("post"), cfg.get("post_params"))
         if label:
             model += f" {label}"

@@ -160,6 +160,7 @@ class RunSpec:
     grey: bool = False
     post: str = "protocol"
     post_params: dict[str, Any] = field(default_factory=dict)
+    weights: Any = None  # grainbench.weights.ExternalWeights: predict with these, no training
 
     def identity(self, mode: str | None) -> dict[str, Any]:
         """The config fields that make a record belong to this run (and mode)."""
@@ -167,7 +168,8 @@ class RunSpec:
                 "preset": self.preset, "seed": self.seed, "mode": mode,
                 "model_args": dict(self.model_args), "preset_overrides": dict(self.overrides),
                 "init_from": self.init_from.to_dict() if self.init_from else None, "grey": self.grey,
-                "post": self.post, "post_params": dict(self.post_params)}
+                "post": self.post, "post_params": dict(self.post_params),
+                "weights": self.weights.to_dict() if self.weights is not None else None}
 
     def work_dir(self, root: Path) -> Path:
         """Folder of this run's checkpoints: ``<root>/<dataset>/<model>/<preset>[-<settings hash>]-seed<S>``.
@@ -182,6 +184,8 @@ class RunSpec:
             settings.append({"split": self.split, "init_from": self.init_from.sha256 if self.init_from else None})
         if self.grey:
             settings.append({"grey": True})
+        if self.weights is not None:
+            settings.append({"weights": self.weights.sha256})
         tag = config_tag(path_component(self.preset, "preset"), settings)
         return (root / path_component(self.dataset, "dataset") / path_component(self.model, "model")
                 / f"{tag}-seed{self.seed}")
@@ -255,7 +259,7 @@ def completed_records(spec: RunSpec, records: list[tuple[Path, dict]], context: 
 
 
 def _same_field(key: str, recorded: Any, wanted: Any) -> bool:
-    if key == "init_from":  # the same parent weights, wherever the file was found
+    if key in ("init_from", "weights"):  # the same weights, wherever the file was found
         return (recorded or {}).get("sha256") == (wanted or {}).get("sha256")
     return recorded == wanted
 
@@ -444,7 +448,15 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     train_seconds = 0.0
     checkpoint_sha: str | None = None
     source = "none"
-    if learns and final.exists() and hasattr(method, "load"):
+    if spec.weights is not None:  # published weights: predict and score, never train
+        from .weights import apply_weights
+
+        log(f"{spec.model}: using weights {spec.weights.source} (sha256 {spec.weights.sha256[:12]}...)")
+        apply_weights(method, spec.weights, spec.model)
+        checkpoint_sha = spec.weights.sha256
+        fit_info = {"preset": spec.preset, "weights_from": spec.weights.card.get("record_id")}
+        source = "weights"
+    elif learns and final.exists() and hasattr(method, "load"):
         log(f"{spec.model}: loading trained weights {final}")
         method.load(final)
         checkpoint_sha = sha256_file(final)
@@ -518,7 +530,8 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     for res in results:
         config = {**spec.identity(res["mode"]), "context": cls.context, "method_config": res["config"],
                   "trained_from": source, "first_prev": res["first_prev"],
-                  "train_split": TRAIN if learns else None, "preset_config": preset_config,
+                  "train_split": ((spec.weights.card.get("train_split") or TRAIN) if spec.weights else TRAIN)
+                  if learns else None, "preset_config": preset_config,
                   # which split's loss chose the kept weights (never the scored one)
                   "selected_on": _selected_on(fit_info) if learns else None}
         overlay = overlay_of.get(res["mode"])
@@ -624,7 +637,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
              log: Callable[[str], None] = print, force: bool = False, split: str = TEST,
              init_from: str | Path | InitFrom | None = None, metrics: str = "standard",
              post: str | None = None, post_params: dict[str, Any] | None = None,
-             grey: bool = False) -> list[RunOutcome]:
+             grey: bool = False, weights: Any = None) -> list[RunOutcome]:
     """Every (model, seed) of one dataset, in order; the dataset is loaded once.
 
     ``protocol`` defaults to the dataset's protocol in the registry; ``split``
@@ -633,6 +646,9 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     :func:`resolve_init_from`) makes every run a fine-tune of those weights.
     ``post`` and ``post_params`` override each method's post-processor (:func:`post_for`);
     ``grey`` reduces a colour dataset to one channel for every method.
+    ``weights`` (:class:`grainbench.weights.ExternalWeights`, from
+    :func:`grainbench.weights.resolve_weights`) predicts with published weights
+    instead of training: one learned model, the one the weights are of.
     """
     records_dir = user_records_dir() if records_dir is None else records_dir
     work_root = runs_root() if work_root is None else work_root
@@ -643,6 +659,16 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     validate_run(models, dataset, preset=preset, modes=modes, model_args=model_args or {},
                  overrides=overrides or {}, device=device, split=split, init_from=init_from,
                  post=post, post_params=post_params, grey=grey)
+    if weights is not None:
+        from .weights import WeightsError
+
+        if len(models) != 1 or models[0] != weights.card["method"]:
+            raise WeightsError(f"{weights.source}: weights of method {weights.card['method']!r}, not "
+                               f"{', '.join(models)!r}")
+        if not get_model_class(models[0]).presets:
+            raise WeightsError(f"{weights.source}: method {models[0]!r} is not trained; it takes no weights")
+        if init_from is not None:
+            raise RunError("--weights and --init-from exclude each other (fine-tune from weights with --init-from)")
     cache = DataCache()
     existing = existing_records(records_dir, dataset)  # read once; each run adds what it writes
     outcomes = []
@@ -657,7 +683,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
         for seed in seeds:
             spec = RunSpec(model=name, dataset=dataset, preset=preset, seed=seed, protocol=protocol_id,
                            modes=modes, model_args=args, overrides=dict(overrides or {}), split=split,
-                           init_from=init_from, grey=grey, post=chosen.name, post_params=chosen.params)
+                           init_from=init_from, grey=grey, post=chosen.name, post_params=chosen.params,
+                           weights=weights)
             t0 = time.perf_counter()
             outcome = run_one(spec, records_dir=records_dir, work_root=work_root, device=device,
                               figures_dir=figures_dir, cache=cache, progress=progress, max_epochs=max_epochs,

@@ -70,7 +70,9 @@ def collect_tracking(records_dir: str | os.PathLike, dataset: str) -> tuple[pd.D
         rows.append({
             "dataset": cfg["dataset"], "split": cfg["split"],
             "protocol": f"{rec['protocol'].get('name')}@{rec['protocol'].get('version')}",
-            "tracker": _label(cfg), "boundaries": cfg.get("boundaries") or "ground-truth", "seed": cfg.get("seed"),
+            "tracker": _label(cfg), "boundaries": (cfg.get("boundaries") or "ground-truth")
+            + (f" [weights {cfg['boundary_weights_sha256'][:8]}]" if cfg.get("boundary_weights_sha256") else ""),
+            "seed": cfg.get("seed"),
             "created": rec.get("created", ""), "device": rec.get("environment", {}).get("device", ""),
             "duration_s": rec.get("timings", {}).get("track_s", np.nan), "record": str(path),
             **{m: rec["metrics"]["aggregate"].get(m, np.nan) for m in METRICS},
