@@ -502,7 +502,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     def draw(pred: Any) -> None:
         if figures_dir is None or test.boundary is None:
             return
-        from .figures import error_overlay, save_png
+        from .figures import save_overlay_figure
         from .io import safe_name
         from .scoring import prepare_ground_truth, prepare_prediction
 
@@ -514,7 +514,11 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         name = safe_name(f"{path_component(spec.model, 'model')}{suffix}-{preset}"
                          + (f"-{config_tag(post.name, post.params)}" if not post.is_default else ""))
         path = figures_dir / path_component(spec.dataset, "dataset") / f"{name}-overlay.png"
-        figures.append(save_png(error_overlay(test.image[z], binary, truth, tolerance=2.0), path))
+        label = spec.model + (f" ({', '.join(f'{k}={v}' for k, v in sorted(spec.model_args.items()))})"
+                              if spec.model_args else "") + (f" [{pred.mode}]" if pred.mode else "")
+        title = (f"{label} on {spec.dataset}/{spec.split}, slice {z} of {len(test)}; protocol {protocol.id}"
+                 + ("" if post.is_default else f", post {post.name}") + f"; preset {spec.preset}")
+        figures.append(save_overlay_figure(test.image[z], binary, truth, path, tolerance=2.0, title=title))
         overlay_of[pred.mode] = path
 
     using = "" if post.is_default else f", post-processor {post.name} {post.params}"

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         title = (f"{args.dataset}/{args.split}: {args.tracker} on {source} boundaries — "
                  f"3D VI {scores['vi']:.4f}, ARI {scores['ari']:.4f}")
         picture = save_orthoslices({"reconstruction": labels, "ground truth": outcome.ground_truth}, figure,
-                                   title=title)
+                                   title=title, reference="ground truth")
         console.print(f"figure: {escape(str(picture))}", highlight=False)
     if args.save_labels is not None:
         from ..io import atomic_write
