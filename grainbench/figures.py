@@ -110,10 +110,13 @@ def save_overlay_figure(image: ArrayLike, pred_boundary: ArrayLike, gt_boundary:
     size = max(16, int(round(min(h, w) * zoom_fraction)))
     y0, x0 = worst_window(fp | fn, size)
     dpi = 100
-    margin, gap, top, bottom = 12, 24, 70, 64
+    margin, gap, top = 12, 24, 70
     full_w, full_h = w * scale, h * scale
     crop_px = full_h  # the crop drawn as tall as the full view
-    fig_w, fig_h = margin + full_w + gap + crop_px + margin, top + full_h + bottom
+    fig_w = margin + full_w + gap + crop_px + margin
+    ncol = 3 if fig_w >= 1500 else 1  # the legend in one row only where it fits
+    bottom = 40 if ncol == 3 else 66
+    fig_h = top + full_h + bottom
     fig = plt.figure(figsize=(fig_w / dpi, fig_h / dpi), dpi=dpi)
     ax = fig.add_axes((margin / fig_w, bottom / fig_h, full_w / fig_w, full_h / fig_h))
     ax.imshow(rgb, interpolation="nearest")
@@ -134,7 +137,7 @@ def save_overlay_figure(image: ArrayLike, pred_boundary: ArrayLike, gt_boundary:
                      label=f"FP: predicted, no true boundary within {tol} ({counts['FP']} px)"),
                Patch(facecolor=np.array(FN_COLOUR) / 255, edgecolor="black",
                      label=f"FN: true boundary, no prediction within {tol} ({counts['FN']} px)")]
-    fig.legend(handles=handles, loc="lower center", ncol=1 if fig_w < 900 else 3, fontsize=8, frameon=False,
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title or "boundary errors", fontsize=10, y=1 - 8 / fig_h, va="top")
     path = Path(path)
