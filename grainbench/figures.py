@@ -160,6 +160,8 @@ def save_png(rgb: np.ndarray, path: str | os.PathLike) -> Path:
 #: Marker shapes cycled once the ten colours are used up: method i gets colour i % 10 and marker i // 10,
 #: so up to 100 methods get distinct (colour, marker) pairs.
 MARKERS = ("o", "s", "^", "D", "v", "P", "<", ">", "h", "*")
+#: How the leaderboard labels a method scored with the true previous slice (an upper bound).
+ORACLE_TAG = "(oracle)"
 
 
 def method_style(i: int) -> tuple[tuple[float, ...], str]:
@@ -175,9 +177,12 @@ def plot_split_merge(per_slice: Mapping[str, Sequence[tuple[float, float]]], pat
 
     Readable with 20+ methods: each method has its own (colour, marker) pair
     (:func:`method_style`); small faint marks are single slices, the large
-    black-edged mark of the same shape is the method's mean over slices; the
-    legend sits outside the axes, one line per method with its mean split /
-    merge, best (lowest mean VI) first.
+    black-edged mark of the same shape is the method's mean over slices,
+    numbered by rank; the legend sits outside the axes, one line per method
+    with its mean split / merge, best (lowest mean VI) first. Methods whose
+    label holds ``(oracle)`` are upper bounds: hollow means, ``ub``, listed
+    last, not ranked. With more than 8 methods a second panel zooms on the
+    better half of the means.
 
     Parameters
     ----------
@@ -191,32 +196,53 @@ def plot_split_merge(per_slice: Mapping[str, Sequence[tuple[float, float]]], pat
     from matplotlib.lines import Line2D
 
     items = [(m, np.asarray(p, dtype=float).reshape(-1, 2)) for m, p in per_slice.items()]
-    order = sorted(range(len(items)), key=lambda i: float(items[i][1].mean(axis=0).sum()) if len(items[i][1])
-                   else np.inf)
-    rows = max(len(items), 1)
-    fig = plt.figure(figsize=(10.5, max(5.5, 1.2 + 0.24 * rows)), dpi=110)
-    ax = fig.add_axes((0.08, 0.12, 0.5, 0.8))
+    items = [(m, p) for m, p in items if len(p)]
+    means = [p.mean(axis=0) for _, p in items]
+    # Oracle rows (the true previous slice given) are an upper bound: listed after the fair ones, never ranked.
+    bound = [ORACLE_TAG in m for m, _ in items]
+    order = sorted(range(len(items)), key=lambda i: (bound[i], float(means[i].sum())))
+    tags, rank = {}, 0
+    for i in order:
+        if bound[i]:
+            tags[i] = "ub"
+        else:
+            rank += 1
+            tags[i] = str(rank)
+    zoom = len(items) > 8  # many methods crowd the best corner: a second panel zooms on the better half
+    fig = plt.figure(figsize=(15.5 if zoom else 10.5, max(5.5, 1.4 + 0.24 * len(items))), dpi=110)
+    axes = [fig.add_axes((0.06, 0.14, 0.3, 0.76)), fig.add_axes((0.41, 0.14, 0.3, 0.76))] if zoom \
+        else [fig.add_axes((0.08, 0.12, 0.5, 0.8))]
     handles = []
-    for rank, i in enumerate(order):
+    for i in order:
         method, pts = items[i]
         colour, marker = method_style(i)
-        ax.scatter(pts[:, 0], pts[:, 1], s=12, alpha=0.35, color=colour, marker=marker, linewidths=0)
-        mean = pts.mean(axis=0)
-        ax.scatter(*mean, s=110, marker=marker, color=colour, edgecolor="black", linewidth=1.0, zorder=3)
-        ax.annotate(str(rank + 1), mean, xytext=(5, 4), textcoords="offset points", fontsize=7, zorder=4)
-        handles.append(Line2D([], [], linestyle="none", marker=marker, markersize=8, markerfacecolor=colour,
-                              markeredgecolor="black",
-                              label=f"{rank + 1}. {method}  ({mean[0]:.3f} / {mean[1]:.3f})"))
-    ax.set_xlabel("split error H(seg|gt) [bits]\n(false boundaries, e.g. scratches)")
-    ax.set_ylabel("merge error H(gt|seg) [bits]\n(missed boundaries)")
-    ax.set_title(title or "Per-slice VI: split vs merge", fontsize=10, loc="left")
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.61, 0.98), fontsize=7.5, frameon=False,
-               title="method (mean split / merge), best VI first\nsmall faint marks: one slice each; large "
-                     "black-edged mark: mean;\nnumbers next to the means = rank here",
-               title_fontsize=7.5, alignment="left")
+        for ax in axes:
+            ax.scatter(pts[:, 0], pts[:, 1], s=12, alpha=0.35, color=colour, marker=marker, linewidths=0)
+            ax.scatter(*means[i], s=110, marker=marker, color=colour if not bound[i] else "white",
+                       edgecolor=colour if bound[i] else "black", linewidth=1.6 if bound[i] else 1.0, zorder=3)
+            ax.annotate(tags[i], means[i], xytext=(5, 4), textcoords="offset points", fontsize=7, zorder=4,
+                        annotation_clip=True)
+        face = colour if not bound[i] else "white"
+        handles.append(Line2D([], [], linestyle="none", marker=marker, markersize=8, markerfacecolor=face,
+                              markeredgecolor="black" if not bound[i] else colour,
+                              label=f"{tags[i]}. {method}  ({means[i][0]:.3f} / {means[i][1]:.3f})"))
+    for k, ax in enumerate(axes):
+        ax.set_xlabel("split error H(seg|gt) [bits]\n(false boundaries, e.g. scratches)")
+        ax.set_ylabel("merge error H(gt|seg) [bits]\n(missed boundaries)")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(title or "Per-slice VI: split vs merge", fontsize=10, loc="left")
+    if zoom:
+        best = np.array([means[i] for i in order[: max(2, len(order) // 2)]])
+        axes[1].set_xlim(0, float(best[:, 0].max()) * 1.25 + 1e-9)
+        axes[1].set_ylim(0, float(best[:, 1].max()) * 1.25 + 1e-9)
+        axes[1].set_title("zoom on the better half of the means", fontsize=10, loc="left")
+    note = ("method (mean split / merge), best VI first\nsmall faint marks: one slice each; large mark: mean "
+            "over slices;\nnumber next to a mean = rank here"
+            + ("; ub (hollow) = upper bound:\ntrue previous slice given (oracle), not ranked" if any(bound) else ""))
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.74 if zoom else 0.61, 0.98), fontsize=7.5,
+               frameon=False, title=note, title_fontsize=7.5, alignment="left")
     path = Path(path)
     with atomic_write(path, "wb") as fh:
         fig.savefig(fh, format="png")
