@@ -31,8 +31,8 @@ from .errors import GrainbenchError
 from .io import atomic_write
 from .names import validate_name
 from .records import RecordError, load_records
-from .site import write_index, write_page, write_record_page
-from .tables import assignments, format_cell, mean_and_spread, md_cell, newest, post_label, rank_rows
+from .site import figures_of, record_page, write_index, write_page, write_record_page
+from .tables import assignments, format_cell, mean_and_spread, newest, post_label, rank_rows
 
 __all__ = ["COLUMNS_BOUNDARY", "COLUMNS_GRAIN_SIZE", "COLUMNS_PHASE", "PRIMARY", "assignments",
            "build_leaderboards", "collect", "format_cell", "mean_and_spread", "newest", "reported_results", "summarise"]
@@ -174,7 +174,7 @@ def _display(table: pd.DataFrame, task: str, out_dir: Path, *, ranked: bool,
             rank += 1
         links = [Link(str(k + 1), _rel(p, out_dir), record_page(p, out_dir)) for k, p in enumerate(row["records"])]
         pictures = [Link(kind, _rel(pic, out_dir)) for p in row["records"]
-                    for kind, pic in _figures_of((records or {}).get(p), out_dir)]
+                    for kind, pic in figures_of((records or {}).get(p), out_dir)]
         rows.append({"#": str(rank) if ranked and not row["flag"] else "-", "method": row["model"],
                      "mode": row["mode"], "seeds": str(row["seeds"]),
                      **{c: format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols},
@@ -185,25 +185,6 @@ def _display(table: pd.DataFrame, task: str, out_dir: Path, *, ranked: bool,
 
 def _rel(path: str | os.PathLike, out_dir: Path) -> str:
     return Path(os.path.relpath(path, out_dir)).as_posix()
-
-
-def record_page(path: str | os.PathLike, out_dir: Path) -> str:
-    """Where the HTML page of record ``path`` goes, relative to ``out_dir``: ``pages/records/<dataset>/<id>.html``."""
-    from .io import safe_name
-
-    path = Path(path)
-    return f"pages/records/{safe_name(path.parent.name)}/{safe_name(path.stem)}.html"
-
-
-def _figures_of(rec: dict | None, out_dir: Path) -> list[tuple[str, Path]]:
-    """The pictures a record names that exist inside ``out_dir``, by kind."""
-    root = Path(out_dir).resolve()
-    found = []
-    for kind, picture in sorted(((rec or {}).get("figures") or {}).items()):
-        path = Path(picture).resolve()
-        if path.is_file() and root in path.parents:
-            found.append((kind, path))
-    return found
 
 
 def _inside(out_dir: Path, path: Path) -> Path:
@@ -285,13 +266,6 @@ def dataset_blocks(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out
     if bad:
         blocks += [Heading(2, ("Records that could not be read",)), Bullets(list(bad))]
     return blocks
-
-
-def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
-                    bad: list[str], figures: dict[tuple[str, str, str], Path] | None = None,
-                    records: dict[str, dict] | None = None) -> str:
-    """The Markdown leaderboard of one dataset (:func:`dataset_blocks` rendered for GitHub)."""
-    return to_markdown(dataset_blocks(dataset, runs, reported, out_dir, bad, figures, records))
 
 
 def build_leaderboards(records_dir: str | os.PathLike = "leaderboards/records",

@@ -21,13 +21,30 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .document import Block, html_page, to_html
-from .io import atomic_write
+from .io import atomic_write, safe_name
 
 INDEX = "index.html"
 
 
 def _rel(target: str | os.PathLike, start: Path) -> str:
     return quote(Path(os.path.relpath(target, start)).as_posix(), safe="/._-@+:")
+
+
+def record_page(path: str | os.PathLike, out_dir: Path) -> str:
+    """Where the HTML page of record ``path`` goes, relative to ``out_dir``: ``pages/records/<dataset>/<id>.html``."""
+    path = Path(path)
+    return f"pages/records/{safe_name(path.parent.name)}/{safe_name(path.stem)}.html"
+
+
+def figures_of(rec: dict | None, out_dir: Path) -> list[tuple[str, Path]]:
+    """The pictures a record names that exist inside ``out_dir``, by kind."""
+    root = Path(out_dir).resolve()
+    found = []
+    for kind, picture in sorted(((rec or {}).get("figures") or {}).items()):
+        path = Path(picture).resolve()
+        if path.is_file() and root in path.parents:
+            found.append((kind, path))
+    return found
 
 
 def _nav(out_dir: Path, page_dir: Path, extra: list[tuple[str, Path]] = ()) -> str:
@@ -46,8 +63,6 @@ def write_page(path: Path, title: str, blocks: list[Block], out_dir: Path, *,
 def write_record_page(record_path: str | os.PathLike, record: dict, out_dir: Path, page: str,
                       dataset_page: Path) -> Path:
     """The page of one record at ``out_dir / page``: identity, figures, aggregate metrics, the JSON itself."""
-    from .leaderboard import _figures_of
-
     path = out_dir / page
     here = path.parent
     cfg = record.get("config", {})
@@ -66,7 +81,7 @@ def write_record_page(record_path: str | os.PathLike, record: dict, out_dir: Pat
                     if isinstance(v, (int, float)))
     pictures = "".join(f'<figure><img src="{_rel(p, here)}" alt="{esc(kind)}"><figcaption>{esc(kind)}: '
                        f'<a href="{_rel(p, here)}">{esc(p.name)}</a></figcaption></figure>'
-                       for kind, p in _figures_of(record, out_dir))
+                       for kind, p in figures_of(record, out_dir))
     body = (f"<h1>Record {esc(str(record.get('run_id')))}</h1>\n"
             f'<p><a href="{_rel(record_path, here)}">the record as JSON</a></p>\n'
             f"<table>{rows}</table>\n{pictures}\n<h2>Aggregate metrics</h2>\n"

@@ -211,9 +211,8 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
             meta = fh.metadata() or {}
             names = list(fh.keys())
     except Exception as exc:  # SafetensorError, OSError: a truncated or foreign file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{path}: not a readable safetensors file (truncated or not safetensors: {first})") \
-            from None
+        raise WeightsError(f"{path}: not a readable safetensors file (truncated or not safetensors: "
+                           f"{_first_line(exc)})") from None
     try:
         card = json.loads(meta[METADATA_KEY])
     except (KeyError, json.JSONDecodeError):
@@ -239,8 +238,7 @@ def read_tensors(path: str | os.PathLike) -> dict[str, Any]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{path}: not a readable safetensors file ({first})") from None
+        raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
 
 
 def apply_weights(method: Any, weights: ExternalWeights, name: str) -> Any:
@@ -276,9 +274,13 @@ def apply_weights(method: Any, weights: ExternalWeights, name: str) -> Any:
         method.load_state_dict({"net": tensors, "norm": card.get("norm", (0.0, 1.0)),
                                 "preset": card.get("preset") or ""})
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{where}: weights do not fit method {name!r} ({first})") from None
+        raise WeightsError(f"{where}: weights do not fit method {name!r} ({_first_line(exc)})") from None
     return method
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def assignments(values: dict | None) -> str:

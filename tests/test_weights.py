@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from grainbench.cli import main
 from grainbench.records import load_records, read_record
 from grainbench.training.checkpoint import load_checkpoint
-from grainbench.weights import METADATA_KEY, read_card, resolve_weights
+from grainbench.weights import METADATA_KEY, read_card
 
 from _data_server import Server
 

@@ -95,7 +95,7 @@ def summarise_tracking(runs: pd.DataFrame) -> pd.DataFrame:
 def tracking_blocks(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
                     bad: list[str]) -> list[Block]:
     """The tracking page of one dataset as blocks (:mod:`grainbench.document`), for Markdown and HTML."""
-    from ..leaderboard import record_page
+    from ..site import record_page
 
     blocks: list[Block] = [
         Heading(1, ("Tracking leaderboard: ", Val(dataset))),
@@ -133,12 +133,6 @@ def tracking_blocks(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, ou
     return blocks
 
 
-def render_tracking_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
-                             bad: list[str]) -> str:
-    """The Markdown tracking table of one dataset (:func:`tracking_blocks` rendered for GitHub)."""
-    return to_markdown(tracking_blocks(dataset, runs, reported, out_dir, bad))
-
-
 def tracking_csv(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
     """Long CSV: one row per (record, metric) and per reported number, with a ``source`` column."""
     columns = ["source", "dataset", "split", "protocol", "tracker", "boundaries", "seed", "record", "metric",
@@ -163,9 +157,8 @@ def build_tracking_leaderboard(records_dir: str | os.PathLike, out_dir: str | os
                                dataset: str) -> list[Path]:
     """Rebuild ``<out_dir>/<dataset>_tracking.md``, ``.csv`` and ``.html`` (and its record pages, and the
     site's ``index.html``) from the tracking records of ``dataset``."""
-    from ..leaderboard import record_page
     from ..records import read_record
-    from ..site import write_index, write_page, write_record_page
+    from ..site import record_page, write_index, write_page, write_record_page
 
     out_dir = Path(out_dir)
     runs, bad = collect_tracking(records_dir, dataset)
