@@ -140,11 +140,10 @@ def save_overlay_figure(image: ArrayLike, pred_boundary: ArrayLike, gt_boundary:
     fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title or "boundary errors", fontsize=10, y=1 - 8 / fig_h, va="top")
-    path = Path(path)
-    with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=dpi)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()  # RGB: no alpha channel to carry
     plt.close(fig)
-    return path
+    return save_png(pixels, path)
 
 
 def save_png(rgb: np.ndarray, path: str | os.PathLike) -> Path:

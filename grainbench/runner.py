@@ -311,7 +311,7 @@ def _init_from_record(path: Path, rec: dict[str, Any], work_root: Path) -> InitF
     spec = RunSpec(model=cfg["model"], dataset=cfg["dataset"], preset=cfg.get("preset") or "quick",
                    seed=cfg.get("seed") or 0, model_args=dict(cfg.get("model_args") or {}),
                    overrides=dict(cfg.get("preset_overrides") or {}), split=cfg["split"],
-                   init_from=InitFrom(**parent) if parent else None)
+                   init_from=InitFrom(**parent) if parent else None, grey=bool(cfg.get("grey", False)))
     checkpoint = spec.work_dir(work_root) / "model.pt"
     if not checkpoint.is_file():
         raise RunError(f"--init-from {path}: its weights {checkpoint} are not there (another --workdir?); "

@@ -296,8 +296,7 @@ def run_defaults(card: dict[str, Any]) -> dict[str, Any]:
             "preset": card.get("preset") or "quick", "overrides": dict(card.get("preset_overrides") or {}),
             "split": card.get("split") or "test", "grey": bool(card.get("grey", False)),
             "protocol": card.get("protocol"), "post": card.get("post"), "post_params": card.get("post_params") or {},
-            "seed": card.get("seed") if card.get("seed") is not None else 0,
-            "modes": (card["mode"],) if card.get("mode") else None}
+            "seed": card.get("seed") if card.get("seed") is not None else 0}
 
 
 __all__ = ["CARD_FORMAT", "ExternalWeights", "WeightsError", "apply_weights", "export_weights", "parse_weights_ref",

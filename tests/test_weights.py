@@ -249,3 +249,15 @@ def _reproduce(card_path: Path, records: Path, synthetic_cache, tmp_path: Path, 
     assert set(new["metrics"]["aggregate"]) >= set(published["metrics"]["aggregate"])
     for name, value in published["metrics"]["aggregate"].items():
         assert new["metrics"]["aggregate"][name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+
+
+def test_model_and_dataset_are_required_without_weights(synthetic_cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRAINBENCH_DATA", str(synthetic_cache))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--dataset", "synthetic"]) == 2
+    assert "--model and --dataset are required" in _one_error_line(capsys)
+    assert main(["run", "--model", "classical", "--dataset", "synthetic", "--weights-sha256", "0" * 64]) == 2
+    assert "--weights-sha256 needs --weights" in _one_error_line(capsys)
+    assert main(["run", "--weights", "http://127.0.0.1:9/w.safetensors#sha256=abc"]) == 2
+    assert "64 hex digits" in _one_error_line(capsys)
+    assert not (tmp_path / "runs").exists()
