@@ -516,7 +516,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         path = figures_dir / path_component(spec.dataset, "dataset") / f"{name}-overlay.png"
         label = spec.model + (f" ({', '.join(f'{k}={v}' for k, v in sorted(spec.model_args.items()))})"
                               if spec.model_args else "") + (f" [{pred.mode}]" if pred.mode else "")
-        title = (f"{label} on {spec.dataset}/{spec.split}, slice {z} of {len(test)}; protocol {protocol.id}"
+        title = (f"{label} on {spec.dataset}/{spec.split}, slice {z} (0-based) of {len(test)}; protocol {protocol.id}"
                  + ("" if post.is_default else f", post {post.name}") + f"; preset {spec.preset}")
         figures.append(save_overlay_figure(test.image[z], binary, truth, path, tolerance=2.0, title=title))
         overlay_of[pred.mode] = path
