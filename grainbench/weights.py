@@ -257,6 +257,7 @@ def apply_weights(method: Any, weights: ExternalWeights, name: str) -> Any:
     if have != int(getattr(method, "in_channels", 1)):
         raise WeightsError(f"{where}: weights take {have} image channel(s), the data has "
                            f"{method.in_channels} (use --grey for grey weights on colour data, or other weights)")
+    _adopt_settings(method, card, where)
     tensors = read_tensors(weights.path)
     own = method.net.state_dict()
     missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
@@ -276,6 +277,27 @@ def apply_weights(method: Any, weights: ExternalWeights, name: str) -> Any:
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise WeightsError(f"{where}: weights do not fit method {name!r} ({_first_line(exc)})") from None
     return method
+
+
+def _adopt_settings(method: Any, card: dict[str, Any], where: str) -> None:
+    """Give ``method`` the network settings the weights were trained with (e.g. the width a preset chose),
+    where the run left them unset (None); a setting the run chose differently is a :class:`WeightsError`.
+
+    The same rule as loading a checkpoint (:meth:`grainbench.methods.TorchMethod.load`): the recorded
+    method config rebuilds the network.
+    """
+    config = getattr(method, "_config", None)
+    if not isinstance(config, dict):
+        return
+    trained = {k: v for k, v in (card.get("method_config") or {}).items() if k not in ("name", "context", "in_channels")}
+    clash = {k: (v, config[k]) for k, v in trained.items() if config.get(k) is not None and config[k] != v}
+    if clash:
+        raise WeightsError(f"{where}: weights do not fit this run: trained with "
+                           + ", ".join(f"{k}={a!r}, not {b!r}" for k, (a, b) in sorted(clash.items())))
+    changed = {k: v for k, v in trained.items() if config.get(k) is None and v is not None}
+    if changed:
+        config.update(changed)
+        method._net = None  # rebuilt for these settings on first use
 
 
 def _first_line(exc: BaseException) -> str:

@@ -35,7 +35,8 @@ def trained(synthetic_cache, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("GRAINBENCH_DATA", str(synthetic_cache))
     mp.setenv("GRAINBENCH_RUNS", str(root / "runs"))
-    assert main(["run", "--model", "unet", "--dataset", "synthetic", *TINY, "--model-arg", "width=4",
+    # the width comes from the preset (as the published quick U-Net's 16), not from a constructor argument
+    assert main(["run", "--model", "unet", "--dataset", "synthetic", *TINY, "--set", "width=4",
                  "--no-leaderboard"]) == 0
     mp.undo()
     [(path, rec)] = load_records(root / "runs/records/synthetic")[0]
@@ -63,11 +64,12 @@ def test_export_writes_safetensors_and_a_model_card_of_the_run(trained, env):
     weights, card_path = _export(trained, env / "w")
     card = json.loads(card_path.read_text())
     assert card["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
-    assert (card["method"], card["constructor_args"], card["in_channels"]) == ("unet", {"width": 4}, 1)
+    assert (card["method"], card["constructor_args"], card["in_channels"]) == ("unet", {}, 1)
+    assert card["method_config"]["width"] == 4
     assert (card["dataset"], card["split"], card["preset"], card["record_id"]) == \
         ("synthetic", "test", "quick", rec["run_id"])
     assert card["preset_overrides"] == {"patches_per_epoch": 8, "batch_size": 4, "patch_size": 64,
-                                        "val_patches": 4, "epochs": 1}
+                                        "val_patches": 4, "epochs": 1, "width": 4}
     assert card["metrics"] == rec["metrics"]["aggregate"]
     assert card["checkpoint_sha256"] == rec["checkpoint"]["sha256"]
     assert card["grainbench_version"]
@@ -98,7 +100,7 @@ def test_run_with_a_weights_file_reproduces_the_row_without_training(trained, en
     assert new["checkpoint"]["sha256"] == cfg["weights"]["sha256"]
     assert not list((env / "runs/synthetic").rglob("*.pt"))  # nothing trained, nothing saved
     table = (env / "runs/leaderboards/synthetic.md").read_text()
-    assert f"unet (width=4) \\[weights {cfg['weights']['sha256'][:8]}\\]" in table
+    assert f"| unet \\[weights {cfg['weights']['sha256'][:8]}\\] |" in table
     # The same command again is skipped (its record exists); other weights would be another run.
     assert main(["run", "--weights", str(weights)]) == 0
     assert "skipped" in capsys.readouterr().err
@@ -158,7 +160,7 @@ def test_bad_weights_get_one_line_and_exit_2(trained, env, capsys):
     assert "weights of method 'unet', not 'hed'" in _one_error_line(capsys)
     # wrong shapes: another width
     assert main(["run", "--weights", str(weights), "--model-arg", "width=8", "--no-leaderboard"]) == 2
-    assert "do not fit unet" in _one_error_line(capsys)
+    assert "trained with width=4, not 8" in _one_error_line(capsys)
     # truncated file
     cut = env / "cut.safetensors"
     cut.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
@@ -181,6 +183,12 @@ def test_bad_weights_get_one_line_and_exit_2(trained, env, capsys):
     save_file(load_file(weights), rgb, metadata={METADATA_KEY: json.dumps({**card, "in_channels": 3})})
     assert main(["run", "--weights", str(rgb), "--no-leaderboard"]) == 2
     assert "weights take 3 image channel(s), the data has 1" in _one_error_line(capsys)
+    # wrong shapes: tensors of width 4 under a card saying width 8
+    wide = env / "wide.safetensors"
+    save_file(load_file(weights), wide, metadata={METADATA_KEY: json.dumps(
+        {**card, "method_config": {**card["method_config"], "width": 8}})})
+    assert main(["run", "--weights", str(wide), "--no-leaderboard"]) == 2
+    assert "weights do not fit unet" in _one_error_line(capsys)
     assert main(["run", "--weights", str(env / "missing.safetensors")]) == 2
     assert "weights file not found" in _one_error_line(capsys)
     assert not (env / "runs/records").exists()
