@@ -2,7 +2,7 @@
 Markdown (what GitHub shows) or to a static HTML page (sortable tables, no server, no network).
 
 Text comes in two kinds: literal strings written by grainbench (may hold
-```code``` spans) and :class:`Val` (anything from a record or the user: a
+backtick code spans) and :class:`Val` (anything from a record or the user: a
 method name, a preset label), which is always escaped. Table cells are
 values too; a cell may instead be a list of :class:`Link`.
 """
