@@ -119,6 +119,7 @@ def _errors(driver) -> list[dict]:
     return [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
 
 
+@pytest.mark.slow
 def test_the_site_in_headless_chromium(site, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -162,6 +163,7 @@ def test_the_site_in_headless_chromium(site, tmp_path):
         driver.quit()
 
 
+@pytest.mark.slow
 def test_the_markdown_of_the_committed_records_is_what_is_committed(tmp_path):
     """One renderer for both formats: rebuilding leaderboards/ from its records gives the committed Markdown."""
     repo = Path(__file__).resolve().parent.parent / "leaderboards"

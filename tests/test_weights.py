@@ -28,6 +28,9 @@ TINY = ["--set", "patches_per_epoch=8", "--set", "batch_size=4", "--set", "patch
         "--set", "val_patches=4", "--set", "epochs=1"]
 
 
+pytestmark = pytest.mark.slow  # one tiny training for the module, then seconds per test
+
+
 @pytest.fixture(scope="module")
 def trained(synthetic_cache, tmp_path_factory):
     """(root, record path, record): a finished tiny U-Net run under ``root/runs``."""
