@@ -26,11 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .document import Block, Bullets, Heading, Image, Link, Para, TableBlock, Val, to_markdown
 from .errors import GrainbenchError
 from .io import atomic_write
 from .names import validate_name
 from .records import RecordError, load_records
-from .tables import assignments, format_cell, mean_and_spread, md_cell, newest, post_label, rank_rows
+from .site import figures_of, record_page, write_index, write_page, write_record_page
+from .tables import assignments, format_cell, mean_and_spread, newest, post_label, rank_rows
 
 __all__ = ["COLUMNS_BOUNDARY", "COLUMNS_GRAIN_SIZE", "COLUMNS_PHASE", "PRIMARY", "assignments",
            "build_leaderboards", "collect", "format_cell", "mean_and_spread", "newest", "reported_results", "summarise"]
@@ -80,6 +82,8 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
         if cfg.get("init_from"):  # a fine-tune: name the parent's dataset (or the checkpoint's hash)
             parent = cfg["init_from"].get("dataset") or cfg["init_from"]["sha256"][:8]
             model += f" ft:{parent}"
+        if cfg.get("weights"):  # predicted with published weights, not trained here
+            model += f" [weights {cfg['weights']['sha256'][:8]}]"
         label = post_label(cfg.get("post"), cfg.get("post_params"))
         if label:
             model += f" {label}"
@@ -157,31 +161,30 @@ def split_merge_figures(dataset: str, runs: pd.DataFrame, records: dict[str, dic
     return written
 
 
-def _table_lines(table: pd.DataFrame, task: str, out_dir: Path, *, ranked: bool) -> list[str]:
-    """Markdown rows of one summarised table: rank (``-`` for degenerate or unranked rows), escaped cells."""
+def _display(table: pd.DataFrame, task: str, out_dir: Path, *, ranked: bool,
+             records: dict[str, dict] | None = None) -> pd.DataFrame:
+    """The shown table of one summarised table: rank (``-`` for degenerate or unranked rows), formatted cells,
+    record links (the record's page in HTML) and, for HTML only, the records' figures."""
     cols = [c for c in _columns(task) if c in table]
-    lines = ["| # | method | mode | seeds | " + " | ".join(cols) + " | flag | records |",
-             "|---|---|---|---|" + "---|" * len(cols) + "---|---|"]
-    rank = 0
+    rows, rank = [], 0
     for _, row in table.iterrows():
-        links = ", ".join(f"[{k + 1}]({_link(p, out_dir)})" for k, p in enumerate(row["records"]))
-        cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols]
         flags = ([f"degenerate: {row['flag']}"] if row["flag"] else []) + \
             ([f"{DIRTY_MARK} dirty tree"] if row.get("dirty", False) else [])
-        flag = "; ".join(flags)
         if ranked and not row["flag"]:
             rank += 1
-        label = md_cell(row["model"])
-        lines.append(f"| {rank if ranked and not row['flag'] else '-'} | {label} | {md_cell(row['mode'])} | "
-                     f"{row['seeds']} | " + " | ".join(cells) + f" | {md_cell(flag)} | {links} |")
-    return [*lines, ""]
+        links = [Link(str(k + 1), _rel(p, out_dir), record_page(p, out_dir)) for k, p in enumerate(row["records"])]
+        pictures = [Link(kind, _rel(pic, out_dir)) for p in row["records"]
+                    for kind, pic in figures_of((records or {}).get(p), out_dir)]
+        rows.append({"#": str(rank) if ranked and not row["flag"] else "-", "method": row["model"],
+                     "mode": row["mode"], "seeds": str(row["seeds"]),
+                     **{c: format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols},
+                     "flag": "; ".join(flags), "records": links, "figures": pictures})
+    columns = ["#", "method", "mode", "seeds", *cols, "flag", "records", "figures"]
+    return pd.DataFrame(rows, columns=columns)
 
 
-def _link(path: str | os.PathLike, out_dir: Path) -> str:
-    """A relative link target, with the characters Markdown would misread percent-encoded."""
-    from urllib.parse import quote
-
-    return quote(Path(os.path.relpath(path, out_dir)).as_posix(), safe="/._-@+:")
+def _rel(path: str | os.PathLike, out_dir: Path) -> str:
+    return Path(os.path.relpath(path, out_dir)).as_posix()
 
 
 def _inside(out_dir: Path, path: Path) -> Path:
@@ -209,70 +212,71 @@ def _overlays(runs: pd.DataFrame, records: dict[str, dict], out_dir: Path) -> li
     return sorted(((label, path) for path, label in found.items()), key=lambda t: t[0])
 
 
-def render_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
-                    bad: list[str], figures: dict[tuple[str, str, str], Path] | None = None,
-                    records: dict[str, dict] | None = None) -> str:
-    lines = [f"# Leaderboard: {md_cell(dataset)}", "",
-             "Built by `grainbench leaderboard build` from the run records only; do not edit by hand.",
-             "Mean ± sample standard deviation over seeds. VI = split + merge (bits, lower is better).", ""]
+def dataset_blocks(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
+                   bad: list[str], figures: dict[tuple[str, str, str], Path] | None = None,
+                   records: dict[str, dict] | None = None) -> list[Block]:
+    """The leaderboard page of one dataset as blocks (:mod:`grainbench.document`), for Markdown and HTML."""
+    blocks: list[Block] = [
+        Heading(1, ("Leaderboard: ", Val(dataset))),
+        Para(("Built by `grainbench leaderboard build` from the run records only; do not edit by hand.\n"
+              "Mean ± sample standard deviation over seeds. VI = split + merge (bits, lower is better).",))]
     if runs.empty:
-        lines += ["No reproduced runs yet.", ""]
+        blocks.append(Para(("No reproduced runs yet.",)))
     # Scored splits never share a table: a val row is not ranked beside test rows.
     groups = runs.groupby(["protocol", "preset", "split"], sort=True) if not runs.empty else []
     for (protocol, preset, split), group in groups:
         task = group["task"].iloc[0]
         fair, oracle = group[group["mode"] != ORACLE], group[group["mode"] == ORACLE]
-        heading = f"protocol `{md_cell(protocol)}`, preset `{md_cell(preset)}`, split `{md_cell(split)}`"
+        heading = ("protocol `", Val(protocol), "`, preset `", Val(preset), "`, split `", Val(split), "`")
         if not fair.empty:
-            lines += [f"## Reproduced: {heading}", ""]
+            blocks.append(Heading(2, ("Reproduced: ", *heading)))
             if task != "phase":
-                lines += [COLUMN_NOTES, ""]
-            lines += _table_lines(summarise(fair), task, out_dir, ranked=True)
+                blocks.append(Para((COLUMN_NOTES,)))
+            blocks.append(TableBlock(_display(summarise(fair), task, out_dir, ranked=True, records=records),
+                                     html_only=("figures",), kind="fair"))
         if not oracle.empty:
-            lines += [f"### Upper bound: ground-truth previous slice ({heading}; not ranked)", "",
-                      "Propagation methods given the true mask of slice z-1 at test time (`oracle` mode). "
-                      "No real segmentation has it, so these rows are an upper bound, never ranked with the "
-                      "fair rows above (which score the same methods in `chain` mode, on their own previous "
-                      "prediction).", ""]
-            lines += _table_lines(summarise(oracle), task, out_dir, ranked=False)
+            blocks += [Heading(3, ("Upper bound: ground-truth previous slice (", *heading, "; not ranked)")),
+                       Para(("Propagation methods given the true mask of slice z-1 at test time (`oracle` mode). "
+                             "No real segmentation has it, so these rows are an upper bound, never ranked with the "
+                             "fair rows above (which score the same methods in `chain` mode, on their own previous "
+                             "prediction).",)),
+                       TableBlock(_display(summarise(oracle), task, out_dir, ranked=False, records=records),
+                                  html_only=("figures",), kind="oracle")]
         figure = (figures or {}).get((protocol, preset, split))
         if figure is not None:
-            rel = Path(os.path.relpath(figure, out_dir)).as_posix()
-            lines += [f"![per-slice split vs merge VI]({rel})", ""]
+            blocks.append(Image("per-slice split vs merge VI", _rel(figure, out_dir)))
     if not runs.empty and runs["dirty"].any():
-        lines += [f"{DIRTY_MARK} from a work tree with uncommitted changes: the numbers may not come from the "
-                  "commit the record names. Published tables hold clean records only (see README, Publishing).",
-                  ""]
+        blocks.append(Para((f"{DIRTY_MARK} from a work tree with uncommitted changes: the numbers may not come "
+                            "from the commit the record names. Published tables hold clean records only (see "
+                            "README, Publishing).",)))
     overlays = _overlays(runs, records or {}, out_dir)
     if overlays:
-        lines += ["## Error overlays (middle test slice; TP cyan, FP yellow, FN red, 2 px tolerance)", ""]
-        for label, path in overlays:
-            rel = Path(os.path.relpath(path, out_dir)).as_posix()
-            lines.append(f"- [{md_cell(label)}]({rel})")
-        lines.append("")
+        blocks += [Heading(2, ("Error overlays (middle test slice; TP cyan, FP yellow, FN red, 2 px tolerance)",)),
+                   Bullets([Link(label, _rel(path, out_dir), quoted=False) for label, path in overlays])]
     if not reported.empty:
-        lines += ["## Reported in the papers (not reproduced here)", "",
-                  "Numbers as printed in the seed papers, on their data and protocols; shown for reference.", ""]
+        blocks += [Heading(2, ("Reported in the papers (not reproduced here)",)),
+                   Para(("Numbers as printed in the seed papers, on their data and protocols; shown for reference.",))]
         for (paper, table_name), group in reported.groupby(["paper", "table"], sort=False):
             wide = group.pivot_table(index=["method", "setting"], columns="metric", values="value", sort=False)
-            metrics = list(wide.columns)
-            lines += [f"### {paper}, {table_name} (reported)", ""]
-            lines.append("| method | setting | " + " | ".join(metrics) + " |")
-            lines.append("|---|---|" + "---|" * len(metrics))
-            for (method, setting), row in wide.iterrows():
-                cells = ["" if pd.isna(row[m]) else f"{row[m]:g}" for m in metrics]
-                lines.append(f"| {md_cell(method)} | {md_cell(setting or '-')} | " + " | ".join(cells) + " |")
-            lines.append("")
+            rows = [{"method": method, "setting": setting or "-",
+                     **{m: "" if pd.isna(row[m]) else f"{row[m]:g}" for m in wide.columns}}
+                    for (method, setting), row in wide.iterrows()]
+            blocks += [Heading(3, (Val(paper), ", ", Val(table_name), " (reported)")),
+                       TableBlock(pd.DataFrame(rows, columns=["method", "setting", *wide.columns]), kind="reported")]
     if bad:
-        lines += ["## Records that could not be read", ""] + [f"- {md_cell(b)}" for b in bad] + [""]
-    return "\n".join(lines)
+        blocks += [Heading(2, ("Records that could not be read",)), Bullets(list(bad))]
+    return blocks
 
 
 def build_leaderboards(records_dir: str | os.PathLike = "leaderboards/records",
                        out_dir: str | os.PathLike = "leaderboards",
                        datasets: list[str] | None = None, *, with_figures: bool = True, publish: bool = False
                        ) -> dict[str, list[Path]]:
-    """Rebuild ``<out_dir>/<dataset>.md`` and ``.csv`` from the records under ``records_dir``.
+    """Rebuild ``<out_dir>/<dataset>.md``, ``.csv`` and ``.html`` from the records under ``records_dir``.
+
+    The HTML site (:mod:`grainbench.site`: ``index.html``, one page per
+    dataset, one page per record under ``pages/``) is always written beside
+    the Markdown, from the same blocks.
 
     With ``with_figures`` each table also gets its per-slice split vs merge
     plot under ``<out_dir>/figures/<dataset>/``; the overlays the records
@@ -308,16 +312,25 @@ def build_leaderboards(records_dir: str | os.PathLike = "leaderboards/records",
         subset = runs[runs["dataset"] == dataset] if not runs.empty else runs
         reported = reported_results(dataset)
         figures = split_merge_figures(dataset, subset, by_path, out_dir) if with_figures else {}
-        md = render_markdown(dataset, subset, reported, out_dir, bad, figures, by_path)
+        blocks = dataset_blocks(dataset, subset, reported, out_dir, bad, figures, by_path)
         md_path = _inside(out_dir, out_dir / f"{validate_name(dataset, 'dataset')}.md")
         csv_path = _inside(out_dir, out_dir / f"{dataset}.csv")
+        html_path = _inside(out_dir, out_dir / f"{dataset}.html")
         with atomic_write(md_path, "w") as fh:
-            fh.write(md)
+            fh.write(to_markdown(blocks))
         with atomic_write(csv_path, "w") as fh:
             _csv_table(subset, reported).to_csv(fh, index=False)
-        written[dataset] = [md_path, csv_path, *figures.values()]
+        nav = [("3D tracking", out_dir / f"{dataset}_tracking.html")] if dataset in tracked else []
+        write_page(html_path, f"Leaderboard: {dataset}", blocks, out_dir, extra_nav=nav)
+        pages = [write_record_page(p, by_path[p], out_dir, record_page(p, out_dir), html_path)
+                 for p in (subset["record"] if not subset.empty else [])]
+        for page in pages:
+            _inside(out_dir, page)
+        written[dataset] = [md_path, csv_path, html_path, *figures.values()]
         if dataset in tracked:
             written[dataset] += build_tracking_leaderboard(records_dir, out_dir, dataset)
+    if written:
+        written[sorted(written)[-1]].append(write_index(out_dir))
     return written
 
 

@@ -177,6 +177,7 @@ class RunSpec:
     post_params: dict[str, Any] = field(default_factory=dict)
     pseudo_labels: InitFrom | None = None
     tune: dict[str, str] | None = None
+    weights: Any = None  # grainbench.weights.ExternalWeights: predict with these, no training
 
     def identity(self, mode: str | None) -> dict[str, Any]:
         """The config fields that make a record belong to this run (and mode)."""
@@ -186,7 +187,8 @@ class RunSpec:
                 "init_from": self.init_from.to_dict() if self.init_from else None, "grey": self.grey,
                 "post": self.post, "post_params": dict(self.post_params),
                 "pseudo_labels": self.pseudo_labels.to_dict() if self.pseudo_labels else None,
-                "tune": dict(self.tune) if self.tune else None}
+                "tune": dict(self.tune) if self.tune else None,
+                "weights": self.weights.to_dict() if self.weights is not None else None}
 
     def work_dir(self, root: Path) -> Path:
         """Folder of this run's checkpoints: ``<root>/<dataset>/<model>/<preset>[-<settings hash>]-seed<S>``.
@@ -205,6 +207,8 @@ class RunSpec:
             settings.append({"pseudo_labels": self.pseudo_labels.sha256})
         if self.tune:
             settings.append({"tune": dict(self.tune)})
+        if self.weights is not None:
+            settings.append({"weights": self.weights.sha256})
         tag = config_tag(path_component(self.preset, "preset"), settings)
         return (root / path_component(self.dataset, "dataset") / path_component(self.model, "model")
                 / f"{tag}-seed{self.seed}")
@@ -279,7 +283,7 @@ def completed_records(spec: RunSpec, records: list[tuple[Path, dict]], context: 
 
 
 def _same_field(key: str, recorded: Any, wanted: Any) -> bool:
-    if key in ("init_from", "pseudo_labels"):  # the same parent weights, wherever the file was found
+    if key in ("init_from", "pseudo_labels", "weights"):  # the same weights, wherever the file was found
         return (recorded or {}).get("sha256") == (wanted or {}).get("sha256")
     return recorded == wanted
 
@@ -498,7 +502,15 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     train_seconds = 0.0
     checkpoint_sha: str | None = None
     source = "none"
-    if learns and final.exists() and hasattr(method, "load"):
+    if spec.weights is not None:  # published weights: predict and score, never train
+        from .weights import apply_weights
+
+        log(f"{spec.model}: using weights {spec.weights.source} (sha256 {spec.weights.sha256[:12]}...)")
+        apply_weights(method, spec.weights, spec.model)
+        checkpoint_sha = spec.weights.sha256
+        fit_info = {"preset": spec.preset, "weights_from": spec.weights.card.get("record_id")}
+        source = "weights"
+    elif learns and final.exists() and hasattr(method, "load"):
         log(f"{spec.model}: loading trained weights {final}")
         method.load(final)
         checkpoint_sha = sha256_file(final)
@@ -548,7 +560,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     def draw(pred: Any) -> None:
         if figures_dir is None or test.boundary is None:
             return
-        from .figures import error_overlay, save_png
+        from .figures import save_overlay_figure
         from .io import safe_name
         from .scoring import prepare_ground_truth, prepare_prediction
 
@@ -560,7 +572,11 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         name = safe_name(f"{path_component(spec.model, 'model')}{suffix}-{preset}"
                          + (f"-{config_tag(post.name, post.params)}" if not post.is_default else ""))
         path = figures_dir / path_component(spec.dataset, "dataset") / f"{name}-overlay.png"
-        figures.append(save_png(error_overlay(test.image[z], binary, truth, tolerance=2.0), path))
+        label = spec.model + (f" ({', '.join(f'{k}={v}' for k, v in sorted(spec.model_args.items()))})"
+                              if spec.model_args else "") + (f" [{pred.mode}]" if pred.mode else "")
+        title = (f"{label} on {spec.dataset}/{spec.split}, slice {z} (0-based) of {len(test)}; protocol {protocol.id}"
+                 + ("" if post.is_default else f", post {post.name}") + f"; preset {spec.preset}")
+        figures.append(save_overlay_figure(test.image[z], binary, truth, path, tolerance=2.0, title=title))
         overlay_of[pred.mode] = path
 
     using = "" if post.is_default else f", post-processor {post.name} {post.params}"
@@ -576,7 +592,8 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     for res in results:
         config = {**spec.identity(res["mode"]), "context": cls.context, "method_config": res["config"],
                   "trained_from": source, "first_prev": res["first_prev"],
-                  "train_split": TRAIN if learns else None, "preset_config": preset_config,
+                  "train_split": ((spec.weights.card.get("train_split") or TRAIN) if spec.weights else TRAIN)
+                  if learns else None, "preset_config": preset_config,
                   # which split's loss chose the kept weights (never the scored one)
                   "selected_on": _selected_on(fit_info) if learns else None}
         overlay = overlay_of.get(res["mode"])
@@ -699,7 +716,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
              init_from: str | Path | InitFrom | None = None, metrics: str = "standard",
              post: str | None = None, post_params: dict[str, Any] | None = None,
              grey: bool = False, pseudo_labels: str | Path | InitFrom | None = None,
-             tune: dict[str, str] | None = None, executor: Any = "local") -> list[RunOutcome]:
+             tune: dict[str, str] | None = None, executor: Any = "local", weights: Any = None) -> list[RunOutcome]:
     """Every (model, seed) of one dataset, in order; the dataset is loaded once.
 
     ``protocol`` defaults to the dataset's protocol in the registry; ``split``
@@ -715,6 +732,9 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     says where the runs go (:func:`grainbench.executors.execute`): in this
     process, or one Ray task each, gathered as they finish (failed runs then
     come back with status ``"failed"`` instead of stopping the others).
+    ``weights`` (:class:`grainbench.weights.ExternalWeights`, from
+    :func:`grainbench.weights.resolve_weights`) predicts with published weights
+    instead of training: one learned model, the one the weights are of.
     """
     from .executors import RunContext, execute
 
@@ -731,6 +751,16 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
                  overrides=overrides or {}, device=device if executor == "local" else None,  # a worker's device
                  split=split, init_from=init_from, post=post, post_params=post_params, grey=grey,
                  pseudo_labels=pseudo_labels)
+    if weights is not None:
+        from .weights import WeightsError
+
+        if len(models) != 1 or models[0] != weights.card["method"]:
+            raise WeightsError(f"{weights.source}: weights of method {weights.card['method']!r}, not "
+                               f"{', '.join(models)!r}")
+        if not get_model_class(models[0]).presets:
+            raise WeightsError(f"{weights.source}: method {models[0]!r} is not trained; it takes no weights")
+        if init_from is not None:
+            raise RunError("--weights and --init-from exclude each other (fine-tune from weights with --init-from)")
     existing = existing_records(records_dir, dataset)  # read once; each run adds what it writes
     specs = []
     for name in models:
@@ -745,7 +775,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
             spec = RunSpec(model=name, dataset=dataset, preset=preset, seed=seed, protocol=protocol_id,
                            modes=modes, model_args=args, overrides=dict(overrides or {}), split=split,
                            init_from=init_from, grey=grey, post=chosen.name, post_params=chosen.params,
-                           pseudo_labels=pseudo_labels, tune=dict(tune) if tune else None)
+                           pseudo_labels=pseudo_labels, tune=dict(tune) if tune else None,
+                           weights=weights)
             specs.append(spec)
     context = RunContext(Path(records_dir), Path(work_root), device, figures_dir, progress, max_epochs, tolerant,
                          force, metrics)

@@ -78,7 +78,8 @@ def test_run_writes_records_leaderboard_and_figures(work, capsys):
         # preset overrides are part of the name, so differently configured runs keep their own overlay
         [overlay] = figures.glob(f"{model}-quick_batch_size_4_epochs_1_*-overlay.png")
         with Image.open(overlay) as im:
-            assert im.mode == "RGB" and im.size == (256, 256)
+            # the whole 256 x 256 slice drawn at least 1:1, the zoomed crop beside it, title and legend
+            assert im.mode == "RGB" and im.size[0] >= 2 * 256 and im.size[1] >= 256
     [split_merge] = figures.glob("*split-merge.png")
     assert split_merge.name in md
 

@@ -90,9 +90,10 @@ def test_leaderboard_built_from_records_only(tmp_path):
         write_record(_record("bad", seed=seed, shift=4), records / "synthetic")
     (records / "synthetic" / "broken.json").write_text("{not json")
     written = build_leaderboards(records, tmp_path / "out")
-    md_path, csv_path, *figures = written["synthetic"]
+    md_path, csv_path, html_path, *figures = written["synthetic"]
     md = md_path.read_text()
-    [figure] = figures  # one split vs merge plot for the one (protocol, preset) table
+    assert html_path.name == "synthetic.html" and figures[-1].name == "index.html"  # the site beside the tables
+    [figure] = figures[:-1]  # one split vs merge plot for the one (protocol, preset) table
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.name in md
     assert md.index("| good") < md.index("| bad")  # best (lowest VI) first
     assert "±" in md and "broken.json" in md

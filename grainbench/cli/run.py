@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from rich import box
@@ -43,10 +44,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "split, score it, write one run record per scoring mode and rebuild the leaderboard. Runs "
                     "whose records exist are skipped; an interrupted training resumes from its last epoch.",
     )
-    p.add_argument("--model", required=True, help="comma-separated registry names or package.module:Class")
-    p.add_argument("--dataset", required=True, help="registry name (see `grainbench data list`)")
-    p.add_argument("--preset", default="quick", help="training preset: quick or paper (default quick)")
-    p.add_argument("--seed", type=_int_list, default=[0], help="comma-separated seeds (default 0)")
+    p.add_argument("--model", help="comma-separated registry names or package.module:Class "
+                                    "(required unless --weights names them)")
+    p.add_argument("--dataset", help="registry name (see `grainbench data list`; default with --weights: theirs)")
+    p.add_argument("--preset", default=None, help="training preset: quick or paper (default quick)")
+    p.add_argument("--seed", type=_int_list, default=None, help="comma-separated seeds (default 0)")
+    p.add_argument("--weights", metavar="PATH_OR_URL",
+                   help="predict and score with published weights (a .safetensors file from `grainbench export`, "
+                        "or an http(s) URL pinned as URL#sha256=HEX) instead of training; method, dataset, "
+                        "arguments and settings default to the weights' model card; recorded with their hash")
+    p.add_argument("--weights-sha256", metavar="HEX", help="sha256 the --weights file must have")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where networks and scoring run")
     p.add_argument("--protocol", help="scoring protocol (default: the dataset's)")
     p.add_argument("--mode", choices=("oracle", "chain"), action="append",
@@ -120,10 +127,43 @@ def _columns(text: str) -> tuple[str, ...]:
     return names
 
 
+def apply_weights_defaults(args: argparse.Namespace) -> object | None:
+    """Resolve ``--weights`` (download, hash, card) and fill the options left unset from its model card."""
+    if args.weights is None:
+        if args.weights_sha256:
+            raise RunError("--weights-sha256 needs --weights")
+        if args.model is None or args.dataset is None:
+            raise RunError("--model and --dataset are required (or --weights, whose model card names them)")
+        args.preset, args.seed = args.preset or "quick", args.seed or [0]
+        return None
+    from ..weights import resolve_weights, run_defaults
+
+    weights = resolve_weights(args.weights, args.weights_sha256)
+    card = run_defaults(weights.card)
+    args.model = args.model or card["model"]
+    args.dataset = args.dataset or card["dataset"]
+    args.preset = args.preset or card["preset"]
+    args.seed = args.seed or [card["seed"]]
+    args.protocol = args.protocol or card["protocol"]
+    if args.model_arg is None:
+        args.model_arg = [f"{k}={json.dumps(v)}" for k, v in card["model_args"].items()]
+    if args.overrides is None:
+        args.overrides = [f"{k}={json.dumps(v)}" for k, v in card["overrides"].items()]
+    if args.post is None and card["post"]:
+        args.post = card["post"]
+        if args.post_param is None:
+            args.post_param = [f"{k}={json.dumps(v)}" for k, v in card["post_params"].items()]
+    if args.split == "test" and card["split"] != "test":
+        args.split = card["split"]
+    args.grey = args.grey or card["grey"]
+    return weights
+
+
 def run(args: argparse.Namespace) -> int:
     resolve_outputs(args)
     if args.publish:
         require_clean_tree("grainbench run --publish")
+    weights = apply_weights_defaults(args)
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     if not models:
         raise RunError("--model names no model")
@@ -144,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         device=device, figures_dir=figures, max_epochs=args.max_epochs, tolerant=args.tolerant, force=args.force,
         metrics=args.metrics, split=args.split, init_from=args.init_from, grey=args.grey,
         post=args.post, post_params=parse_assignments(args.post_param, "--post-param", error=ConfigError),
-        executor=executor, log=lambda msg: err_console.print(escape(msg), highlight=False))
+        executor=executor, weights=weights, log=lambda msg: err_console.print(escape(msg), highlight=False))
     for o in outcomes:
         for path in o.records:
             console.print(f"record ({o.status}): {escape(str(path))}", highlight=False)

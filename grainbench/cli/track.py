@@ -43,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="saved boundary prediction stack of the split (NPY, TIFF, HDF5 or a folder of PNGs; "
                         "probabilities are thresholded and thinned like the dataset's scoring protocol)")
     p.add_argument("--key", help="HDF5 dataset holding the boundary predictions")
+    p.add_argument("--weights", metavar="PATH_OR_URL",
+                   help="published weights of the --boundaries method (from `grainbench export`; a URL pinned as "
+                        "URL#sha256=HEX); --boundaries defaults to the weights' method")
+    p.add_argument("--weights-sha256", metavar="HEX", help="sha256 the --weights file must have")
     p.add_argument("--tracker-arg", action="append", metavar="KEY=VALUE", default=[],
                    help="tracker constructor argument, repeatable (e.g. min_iou=0.3, epochs=2, arch=resnet18)")
     p.add_argument("--checkpoint", type=Path, help="weights of a trainable tracker (from an earlier run)")
@@ -94,6 +98,17 @@ def run(args: argparse.Namespace) -> int:
     tracker_args = parse_assignments(args.tracker_arg, "--tracker-arg", error=TrackingError)
     volume, protocol = tracking_inputs(args.dataset, args.split)
 
+    weights = None
+    if args.weights is not None:
+        from ..weights import resolve_weights
+
+        if args.boundaries_file is not None:
+            raise TrackingError("--weights and --boundaries-file exclude each other")
+        weights = resolve_weights(args.weights, args.weights_sha256)
+        if args.boundaries == "ground-truth":
+            args.boundaries = weights.card["method"]
+    elif args.weights_sha256:
+        raise TrackingError("--weights-sha256 needs --weights")
     t0 = time.perf_counter()
     source, boundaries_file, boundary = args.boundaries, None, None
     if args.boundaries_file is not None:
@@ -108,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = run_tracking(spec, records_dir=args.records, work_root=args.workdir, device=args.device,
                            volume=volume, protocol=protocol, boundary=boundary, boundaries_file=boundaries_file,
                            boundaries_seconds=boundaries_s, checkpoint=args.checkpoint, retrain=args.retrain,
-                           log=log)
+                           weights=weights, log=log)
     scores, timings, labels = outcome.scores, outcome.timings, outcome.labels
 
     # the paper's row is shown beside the tracker as published only (no changed arguments)
@@ -125,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         title = (f"{args.dataset}/{args.split}: {args.tracker} on {source} boundaries — "
                  f"3D VI {scores['vi']:.4f}, ARI {scores['ari']:.4f}")
         picture = save_orthoslices({"reconstruction": labels, "ground truth": outcome.ground_truth}, figure,
-                                   title=title)
+                                   title=title, reference="ground truth")
         console.print(f"figure: {escape(str(picture))}", highlight=False)
     if args.save_labels is not None:
         from ..io import atomic_write

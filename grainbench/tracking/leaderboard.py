@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
+from ..document import Block, Bullets, Heading, Link, Para, TableBlock, Val, to_markdown
 from ..io import atomic_write
 from ..names import validate_name
 from ..records import load_records
-from ..tables import assignments, format_cell, mean_and_spread, md_cell, newest
+from ..tables import assignments, format_cell, mean_and_spread, newest
 from .scoring import TRACKING_PROTOCOL
 
 METRICS = ("vi", "vi_split", "vi_merge", "ari")
@@ -70,7 +70,9 @@ def collect_tracking(records_dir: str | os.PathLike, dataset: str) -> tuple[pd.D
         rows.append({
             "dataset": cfg["dataset"], "split": cfg["split"],
             "protocol": f"{rec['protocol'].get('name')}@{rec['protocol'].get('version')}",
-            "tracker": _label(cfg), "boundaries": cfg.get("boundaries") or "ground-truth", "seed": cfg.get("seed"),
+            "tracker": _label(cfg), "boundaries": (cfg.get("boundaries") or "ground-truth")
+            + (f" [weights {cfg['boundary_weights_sha256'][:8]}]" if cfg.get("boundary_weights_sha256") else ""),
+            "seed": cfg.get("seed"),
             "created": rec.get("created", ""), "device": rec.get("environment", {}).get("device", ""),
             "duration_s": rec.get("timings", {}).get("track_s", np.nan), "record": str(path),
             **{m: rec["metrics"]["aggregate"].get(m, np.nan) for m in METRICS},
@@ -90,45 +92,45 @@ def summarise_tracking(runs: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("vi", kind="stable").reset_index(drop=True)
 
 
-def render_tracking_markdown(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
-                             bad: list[str]) -> str:
-    """The Markdown tracking table of one dataset."""
-    lines = [f"# Tracking leaderboard: {md_cell(dataset)}", "",
-             "Built by `grainbench track` from the tracking run records only; do not edit by hand.",
-             (f"3D reconstruction from 2D boundaries, protocol `{TRACKING_PROTOCOL['name']}@"
+def tracking_blocks(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out_dir: Path,
+                    bad: list[str]) -> list[Block]:
+    """The tracking page of one dataset as blocks (:mod:`grainbench.document`), for Markdown and HTML."""
+    from ..site import record_page
+
+    blocks: list[Block] = [
+        Heading(1, ("Tracking leaderboard: ", Val(dataset))),
+        Para(("Built by `grainbench track` from the tracking run records only; do not edit by hand.\n"
+              f"3D reconstruction from 2D boundaries, protocol `{TRACKING_PROTOCOL['name']}@"
               f"{TRACKING_PROTOCOL['version']}`: 3D VI = split + merge (bits, lower is better) and ARI of the "
               "reconstructed label volume against the 3D ground truth. Duration = wall time of the tracking "
-              "(2D grains, linking, relabelling) of the whole split, training excluded."), ""]
+              "(2D grains, linking, relabelling) of the whole split, training excluded.",))]
     if runs.empty:
-        lines += ["No reproduced tracking runs yet.", ""]
+        blocks.append(Para(("No reproduced tracking runs yet.",)))
     for split, group in runs.groupby("split", sort=True) if not runs.empty else []:
         table = summarise_tracking(group)
-        lines += [f"## Reproduced: split `{md_cell(split)}`", "",
-                  "| # | tracker | boundaries | seeds | VI | split | merge | ARI | duration (s) | device | records |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        rows = []
         for i, row in table.iterrows():
-            links = ", ".join(f"[{k + 1}]({quote(Path(os.path.relpath(p, out_dir)).as_posix(), safe='/._-@+:')})"
-                              for k, p in enumerate(row["records"]))
             cells = [format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in METRICS]
-            cells.append(format_cell(row["duration_s"], row["duration_s_std"], row["seeds"], 2))
-            lines.append(f"| {i + 1} | {md_cell(row['tracker'])} | {md_cell(row['boundaries'])} | {row['seeds']} | "
-                         + " | ".join(cells) + f" | {md_cell(row['device'])} | {links} |")
-        lines.append("")
+            rows.append([str(i + 1), row["tracker"], row["boundaries"], str(row["seeds"]), *cells,
+                         format_cell(row["duration_s"], row["duration_s_std"], row["seeds"], 2), row["device"],
+                         [Link(str(k + 1), Path(os.path.relpath(p, out_dir)).as_posix(), record_page(p, out_dir))
+                          for k, p in enumerate(row["records"])]])
+        frame = pd.DataFrame(rows, columns=["#", "tracker", "boundaries", "seeds", "VI", "split", "merge", "ARI",
+                                            "duration (s)", "device", "records"])
+        blocks += [Heading(2, ("Reproduced: split `", Val(split), "`")), TableBlock(frame, kind="tracking")]
     if not reported.empty:
-        lines += ["## Reported in seed 000 (not reproduced here)", "",
-                  ("As printed by Ma et al. 2019 on their data and hardware (their simulated stack is not "
-                   "public; grainbench regenerates a Potts stack of the same size); shown for reference."), ""]
+        blocks += [Heading(2, ("Reported in seed 000 (not reproduced here)",)),
+                   Para(("As printed by Ma et al. 2019 on their data and hardware (their simulated stack is not "
+                         "public; grainbench regenerates a Potts stack of the same size); shown for reference.",))]
         for table_name, group in reported.groupby("table", sort=True):
-            lines += [f"### {table_name} (reported)", "",
-                      "| tracker | as printed | boundaries | VI | ARI | duration (s) |", "|---|---|---|---|---|---|"]
-            for _, row in group.iterrows():
-                dur = "-" if pd.isna(row["duration_s"]) else f"{row['duration_s']:g}"
-                lines.append(f"| {row['tracker']} | {PAPER_NAMES.get(row['tracker'], row['tracker'])} | "
-                             f"{row['boundaries']} | {row['vi']:g} | {row['ari']:g} | {dur} |")
-            lines.append("")
+            rows = [[row["tracker"], PAPER_NAMES.get(row["tracker"], row["tracker"]), row["boundaries"],
+                     f"{row['vi']:g}", f"{row['ari']:g}", "-" if pd.isna(row["duration_s"]) else f"{row['duration_s']:g}"]
+                    for _, row in group.iterrows()]
+            frame = pd.DataFrame(rows, columns=["tracker", "as printed", "boundaries", "VI", "ARI", "duration (s)"])
+            blocks += [Heading(3, (Val(table_name), " (reported)")), TableBlock(frame, kind="reported")]
     if bad:
-        lines += ["## Records that could not be read", ""] + [f"- {md_cell(b)}" for b in bad] + [""]
-    return "\n".join(lines)
+        blocks += [Heading(2, ("Records that could not be read",)), Bullets(list(bad))]
+    return blocks
 
 
 def tracking_csv(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
@@ -153,14 +155,25 @@ def tracking_csv(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
 
 def build_tracking_leaderboard(records_dir: str | os.PathLike, out_dir: str | os.PathLike,
                                dataset: str) -> list[Path]:
-    """Rebuild ``<out_dir>/<dataset>_tracking.md`` and ``.csv`` from the tracking records of ``dataset``."""
+    """Rebuild ``<out_dir>/<dataset>_tracking.md``, ``.csv`` and ``.html`` (and its record pages, and the
+    site's ``index.html``) from the tracking records of ``dataset``."""
+    from ..records import read_record
+    from ..site import record_page, write_index, write_page, write_record_page
+
     out_dir = Path(out_dir)
     runs, bad = collect_tracking(records_dir, dataset)
     reported = reported_tracking(dataset)
     name = validate_name(dataset, "dataset")
     md_path, csv_path = out_dir / f"{name}_tracking.md", out_dir / f"{name}_tracking.csv"
+    html_path = out_dir / f"{name}_tracking.html"
+    blocks = tracking_blocks(dataset, runs, reported, out_dir, bad)
     with atomic_write(md_path, "w") as fh:
-        fh.write(render_tracking_markdown(dataset, runs, reported, out_dir, bad))
+        fh.write(to_markdown(blocks))
     with atomic_write(csv_path, "w") as fh:
         tracking_csv(runs, reported).to_csv(fh, index=False)
-    return [md_path, csv_path]
+    write_page(html_path, f"Tracking leaderboard: {dataset}", blocks, out_dir,
+               extra_nav=[("2D leaderboard", out_dir / f"{name}.html")])
+    for p in runs["record"] if not runs.empty else []:
+        write_record_page(p, read_record(p), out_dir, record_page(p, out_dir), html_path)
+    write_index(out_dir)
+    return [md_path, csv_path, html_path]

@@ -84,12 +84,14 @@ def tracking_inputs(dataset: str, split: str) -> tuple[Any, Any]:
 
 
 def boundaries_from_method(name: str, dataset: str, volume: Any, protocol: Any, *, preset: str, seed: int,
-                           work_root: Path) -> tuple[np.ndarray, str | None]:
-    """Predict the split's boundaries with method ``name`` (its trained weights from an earlier run).
+                           work_root: Path, weights: Any = None) -> tuple[np.ndarray, str | None]:
+    """Predict the split's boundaries with method ``name`` (its trained weights from an earlier run,
+    or ``weights``, published :class:`grainbench.weights.ExternalWeights` built with their card's arguments).
 
     Returns the post-processed boundaries and the weights file used (None for
-    a method without training).
+    a method without training; ``<source>#sha256=<hex>`` for published weights).
     """
+    from .. import data
     from ..inference import predict_volume
     from ..methods import create_model, get_model_class
     from ..methods.registry import MethodError
@@ -101,6 +103,15 @@ def boundaries_from_method(name: str, dataset: str, volume: Any, protocol: Any, 
     except MethodError as exc:
         raise TrackingError(f"--boundaries {name!r}: {exc}; or give a saved prediction with --boundaries-file") \
             from None
+    if weights is not None:
+        from ..runner import channel_args
+        from ..weights import apply_weights
+
+        args = {**dict(weights.card.get("constructor_args") or {}),
+                **channel_args(cls, name, data.get_dataset(dataset))}
+        method = apply_weights(create_model(name, **args), weights, name)
+        pred = predict_volume(method, volume, mode="chain", protocol=protocol)
+        return prepare_prediction(pred.prob, protocol).cpu().numpy(), f"{weights.source}#sha256={weights.sha256}"
     method = create_model(name)
     weights = None
     if cls.presets:  # a learned method: reuse the weights `grainbench run` left behind
@@ -172,7 +183,7 @@ def prepare_tracker(spec: TrackingSpec, *, work_root: Path, device: str | None =
 def run_tracking(spec: TrackingSpec, *, records_dir: Path, work_root: Path, device: str | None = None,
                  volume: Any = None, protocol: Any = None, boundary: np.ndarray | None = None,
                  boundaries_file: str | None = None, boundaries_seconds: float = 0.0,
-                 checkpoint: Path | None = None, retrain: bool = False,
+                 checkpoint: Path | None = None, retrain: bool = False, weights: Any = None,
                  log: Callable[[str], None] = print) -> TrackingOutcome:
     """Reconstruct, score and record one tracking run; returns its :class:`TrackingOutcome`.
 
@@ -188,6 +199,9 @@ def run_tracking(spec: TrackingSpec, *, records_dir: Path, work_root: Path, devi
         Post-processed boundaries read from ``boundaries_file`` by the caller
         (``boundaries_seconds`` it took); otherwise ``spec.boundaries`` says
         where they come from (the ground truth or a trained method).
+    weights : grainbench.weights.ExternalWeights, optional
+        Published weights of the boundary method ``spec.boundaries`` (``--weights``), used instead of the
+        weights of an earlier run; recorded as ``config.boundary_weights`` and ``config.boundary_weights_sha256``.
     """
     from .. import data
     from .._backend import resolve_device
@@ -213,7 +227,7 @@ def run_tracking(spec: TrackingSpec, *, records_dir: Path, work_root: Path, devi
             log(f"predicting {spec.dataset}/{spec.split} boundaries with method {spec.boundaries!r}")
             boundary, method_weights = boundaries_from_method(
                 spec.boundaries, spec.dataset, volume, protocol, preset=spec.preset, seed=spec.seed,
-                work_root=work_root)
+                work_root=work_root, weights=weights)
         boundaries_seconds = time.perf_counter() - t0
     boundary, gt = protocol_crop(boundary, gt)
 
@@ -231,6 +245,7 @@ def run_tracking(spec: TrackingSpec, *, records_dir: Path, work_root: Path, devi
     from_truth = spec.boundaries == GROUND_TRUTH and boundaries_file is None
     config = {"model": spec.tracker, "dataset": spec.dataset, "split": spec.split, "protocol": TRACKING_PROTOCOL_ID,
               "boundaries": spec.boundaries, "boundaries_file": boundaries_file, "boundary_weights": method_weights,
+              "boundary_weights_sha256": weights.sha256 if weights is not None else None,
               "boundary_protocol": None if from_truth else protocol.id,
               "boundary_preset": None if from_truth or boundaries_file else spec.preset,
               "model_args": dict(spec.tracker_args), "preset": None, "seed": spec.seed, "mode": None,
