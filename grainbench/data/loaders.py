@@ -281,7 +281,8 @@ def load(name: str, split: str = "test") -> Volume:
         meta["slices"] = list(range(a, b))
         for extra in sorted(set(arrays) - {"image", "labels", "boundary"}):  # e.g. labels3d for tracking
             meta[extra] = arrays[extra][a:b]
-        if ds.serial and a > 0:
+        recon = arrays.get("reconstruction")  # stacked reconstructions (alzn_sim): z-1 of another one is no prior
+        if ds.serial and a > 0 and (recon is None or recon[a - 1] == recon[a]):
             meta["prev_boundary"] = to_boundary(np.asarray(arrays["boundary"][a - 1]), where=full)
         return normalise(with_channels(np.asarray(arrays["image"][a:b]), ds.channels, where=full),
                          arrays["boundary"][a:b], arrays["labels"][a:b],

@@ -46,6 +46,7 @@ _HEX = set("0123456789abcdef")
 GENERATORS = {
     "synthetic": "grainbench.data.synthetic:generate_synthetic",
     "potts_sim": "grainbench.data.potts:generate_potts_sim",
+    "alzn_sim": "grainbench.data.dendrites:generate_alzn_sim",
 }
 
 
