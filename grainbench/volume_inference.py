@@ -201,3 +201,22 @@ def open_prediction(path: str | os.PathLike):
     from .data.chunked import open_stack
 
     return open_stack(path, key=PROB_KEY)
+
+
+def predict_method_to_store(method: Any, source: Any, out: str | os.PathLike, **kw: Any) -> dict[str, float]:
+    """:func:`predict_to_store` with a fitted 3D :class:`~grainbench.methods.TorchMethod`.
+
+    The method's own input normalisation (:meth:`make_input`), tiles, margins,
+    batch size and device are used; ``kw`` overrides any of them (and sets
+    ``dtype``/``progress``).
+    """
+    if getattr(method, "context", None) != "3d":
+        raise ValueError(f"{getattr(method, 'name', method)!r} is not a 3D method (context "
+                         f"{getattr(method, 'context', None)!r}); predict slices with method.predict")
+    method.net.eval()
+    settings = {"tile": method.tile, "margin": method.margin, "tile_depth": method.tile_depth,
+                "margin_depth": method.margin_depth, "batch_size": method.batch_size, "device": method.device}
+    settings.update(kw)
+    return predict_to_store(method.forward_prob, source, out,
+                            prepare=lambda raw: method.make_input(unit_scale(raw)).transpose(1, 0, 2, 3),
+                            **settings)
