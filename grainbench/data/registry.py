@@ -136,6 +136,8 @@ class Dataset:
     #: Image channels: 1 = grey, 3 = RGB (``channels`` in datasets.toml, default 1). Loaders keep
     #: this many channels (grey files of an RGB set are repeated, colour files of a grey set become grey).
     channels: int = 1
+    #: A stand-in's real counterpart: leaderboards show that dataset's reported paper rows beside this one's.
+    reported_from: str | None = None
 
     @property
     def layout_kind(self) -> str:
@@ -396,6 +398,7 @@ def parse_entry(name: str, raw: Any, *, where: str = "datasets.toml") -> Dataset
         notes=e.get("notes", str, required=False),
         protocol=e.get("protocol", str, required=False),
         channels=channels,
+        reported_from=e.get("reported_from", str, required=False),
     )
 
 
