@@ -8,7 +8,7 @@ which reads each tile's window from the store and writes each tile's centre
 to the output store at once. Prints wall time, voxels/s and the process's
 peak RSS (``ru_maxrss``, which includes the generation step).
 
-    python benchmarks/volume.py [--quick] [--width 4] [--device cpu] [--out DIR]
+    python benchmarks/volume.py [--quick | --slices Z] [--width 4] [--device cpu] [--out DIR]
 
 Targets (volumes issue): peak RSS under 1.5 GB on the CPU at a small width;
 on one H100/H200, 3D U-Net at the paper's width (32) over the full volume in
@@ -61,6 +61,8 @@ def peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help=f"a {QUICK[2]} x {QUICK[1]} x {QUICK[0]} volume")
+    ap.add_argument("--slices", type=int, default=None,
+                    help="Z of an 852 x 852 slab instead of the full 250 (RSS must not depend on it)")
     ap.add_argument("--width", type=int, default=4, help="3D U-Net width (paper: 32)")
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--margin", type=int, default=16)
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None, help="working folder (default: a temporary one)")
     args = ap.parse_args(argv)
-    shape = QUICK if args.quick else FULL
+    shape = QUICK if args.quick else FULL if args.slices is None else (args.slices, *FULL[1:])
     tmp = tempfile.TemporaryDirectory(prefix="grainbench-volume-") if args.out is None else None
     work = Path(tmp.name) if tmp else args.out
     work.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ import tifffile
 from PIL import Image
 from skimage.measure import label as sk_label
 
-import grainbench.data.registry as registry
 from grainbench.cli import main
 from grainbench.data import get_dataset, load, verify
 from grainbench.data.cache import read_locks
@@ -17,11 +16,8 @@ from grainbench.errors import InputFileError
 
 
 @pytest.fixture(autouse=True)
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRAINBENCH_DATA", str(tmp_path / "cache"))
-    monkeypatch.setenv("GRAINBENCH_RUNS", str(tmp_path / "runs"))
-    monkeypatch.delenv("GRAINBENCH_REGISTRY", raising=False)
-    registry._CACHE.clear()
+def env(isolated_cache):
+    """Every test gets its own data cache (conftest.isolated_cache)."""
 
 
 # --------------------------------------------------------------------------- alzn_sim
@@ -244,3 +240,24 @@ def test_z_depth_sets_training_sub_volumes_and_inference_tiles():
     assert m.predict(np.random.default_rng(0).random((6, 20, 20), dtype=np.float32)).shape == (6, 20, 20)
     with pytest.raises(ValueError, match="z_depth"):
         UNet3D(z_depth=0)
+
+
+@pytest.mark.parametrize("layout, splits, problem", [
+    ({"kind": "xct", "labels": "handseg", "group_size": 8}, {"test": {"groups": [0]}}, "'reconstructions'"),
+    ({"kind": "xct", "reconstructions": "r", "labels": "../up", "group_size": 8}, {"test": {"groups": [0]}},
+     "'labels'"),
+    ({"kind": "xct", "reconstructions": "r", "labels": "l", "group_size": 0}, {"test": {"groups": [0]}},
+     "group_size"),
+    ({"kind": "xct", "reconstructions": "r", "labels": "l", "group_size": 8}, {"test": {"groups": [1, 1]}},
+     "distinct group indices"),
+    ({"kind": "xct", "reconstructions": "r", "labels": "l", "group_size": 8}, {"test": {"start": 0, "stop": 8}},
+     "distinct group indices"),
+])
+def test_the_registry_checks_xct_layouts_and_group_splits(layout, splits, problem):
+    from grainbench.data.registry import parse_entry
+    from grainbench.errors import DatasetError
+
+    raw = {"title": "t", "task": "phase", "serial": True, "modality": "m", "licence": "l", "citation": "c",
+           "homepage": "h", "source": "manual", "instructions": "i", "layout": layout, "splits": splits}
+    with pytest.raises(DatasetError, match=problem):
+        parse_entry("x", raw)
