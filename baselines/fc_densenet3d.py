@@ -38,6 +38,7 @@ from torch import nn
 
 from grainbench.methods import TorchMethod
 
+from ._nets3d import z_depth_settings
 from .fc_densenet import VARIANTS, FCDenseNetNet
 
 REFERENCE = ("James et al. 2022, 3D convolutional neural networks for dendrite segmentation (seed 004): "
@@ -70,6 +71,9 @@ class FCDenseNet3D(TorchMethod):
         Levels that halve z (None: all five; seed 004's 4-slice sub-volumes allow 2).
     tile_depth, margin_depth : int
         Inference tiles along z and the margin discarded at each end.
+    z_depth : int, optional
+        Slices the network sees at once, in training and inference (seed 004:
+        4 was best); as in :class:`baselines.unet3d.UNet3D`.
     **kw
         Inference settings of :class:`~grainbench.methods.TorchMethod`
         (in-plane ``tile`` 128, ``margin`` 16, ``batch_size`` 2 by default).
@@ -89,9 +93,13 @@ class FCDenseNet3D(TorchMethod):
 
     def __init__(self, width: int | None = None, variant: str | None = None, z_pools: int | None = None, *,
                  tile: int = 128, margin: int = 16, batch_size: int = 2, tile_depth: int = 16,
-                 margin_depth: int = 4, **kw) -> None:
+                 margin_depth: int = 4, z_depth: int | None = None, **kw) -> None:
+        levels = len(VARIANTS[str(variant or "103")].down) if str(variant or "103") in VARIANTS else 5
+        self.preset_defaults, z_pools, tile_depth, margin_depth = z_depth_settings(
+            z_depth, type(self).preset_defaults, levels, z_pools, tile_depth, margin_depth)
+        extra = {} if z_depth is None else {"z_depth": z_depth}
         super().__init__(width=width, variant=str(variant or "103"), z_pools=z_pools, tile=tile, margin=margin,
-                         batch_size=batch_size, **kw)
+                         batch_size=batch_size, **extra, **kw)
         if self._config["variant"] not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self._config['variant']!r}")
         self.tile_depth, self.margin_depth = tile_depth, margin_depth

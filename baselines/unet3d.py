@@ -28,7 +28,7 @@ from torch import nn
 
 from grainbench.methods import TorchMethod
 
-from ._nets3d import level_strides, pad_to_multiple
+from ._nets3d import level_strides, pad_to_multiple, z_depth_settings
 
 REFERENCE = ("Çiçek et al. 2016, 3D U-Net: learning dense volumetric segmentation from sparse annotation; "
              "residual 1x1x1 paths as in James et al. 2022 (seed 004)")
@@ -127,6 +127,11 @@ class UNet3D(TorchMethod):
         Levels that halve z (None: all 3; seed 004's 4-slice sub-volumes allow at most 2).
     tile_depth, margin_depth : int
         Inference tiles along z and the margin discarded at each end.
+    z_depth : int, optional
+        Slices the network sees at once, in training and inference (seed 004:
+        4 was best); sets the presets' ``patch_depth``, ``tile_depth``,
+        ``margin_depth`` and (unless given) ``z_pools``
+        (:func:`baselines._nets3d.z_depth_settings`). None: those settings as given.
     **kw
         Inference settings of :class:`~grainbench.methods.TorchMethod`
         (in-plane ``tile`` 128, ``margin`` 16 and ``batch_size`` 2 by default:
@@ -147,9 +152,12 @@ class UNet3D(TorchMethod):
 
     def __init__(self, width: int | None = None, residual: bool = True, z_pools: int | None = None, *,
                  tile: int = 128, margin: int = 16, batch_size: int = 2, tile_depth: int = 16,
-                 margin_depth: int = 4, **kw) -> None:
+                 margin_depth: int = 4, z_depth: int | None = None, **kw) -> None:
+        self.preset_defaults, z_pools, tile_depth, margin_depth = z_depth_settings(
+            z_depth, type(self).preset_defaults, UNet3DNet.levels, z_pools, tile_depth, margin_depth)
+        extra = {} if z_depth is None else {"z_depth": z_depth}
         super().__init__(width=width, residual=bool(residual), z_pools=z_pools, tile=tile, margin=margin,
-                         batch_size=batch_size, **kw)
+                         batch_size=batch_size, **extra, **kw)
         self.tile_depth, self.margin_depth = tile_depth, margin_depth
 
     def build_network(self) -> nn.Module:

@@ -56,10 +56,29 @@ DIRTY_MARK = "†"
 
 
 def reported_results(dataset: str | None = None) -> pd.DataFrame:
-    """The numbers the seed papers report (long format: one row per metric)."""
+    """The numbers the seed papers report (long format: one row per metric).
+
+    A generated stand-in whose registry entry names ``reported_from`` (alzn_sim:
+    alzn_xct) gets that dataset's rows, their paper labelled "on <dataset>":
+    the paper's numbers beside the stand-in's, never as if measured on it.
+    """
     text = resources.files("grainbench").joinpath("reported.csv").read_text(encoding="utf-8")
     table = pd.read_csv(io.StringIO(text), keep_default_na=False)
-    return table if dataset is None else table[table["dataset"] == dataset].reset_index(drop=True)
+    if dataset is None:
+        return table
+    own = table[table["dataset"] == dataset]
+    source = _reported_from(dataset)
+    if source:
+        other = table[table["dataset"] == source].assign(paper=lambda t: t["paper"] + f", on {source}")
+        own = pd.concat([own, other])
+    return own.reset_index(drop=True)
+
+
+def _reported_from(dataset: str) -> str | None:
+    from .data.registry import load_registry
+
+    entry = load_registry().get(dataset)
+    return None if entry is None else entry.reported_from
 
 
 def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:

@@ -31,3 +31,14 @@ def synthetic_cache(tmp_path_factory):
     data.load("synthetic", "test")  # generates and pins it
     mp.undo()
     return root
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """Data cache and runs under ``tmp_path``, the shipped registry only (no user registry), its cache cleared."""
+    import grainbench.data.registry as registry
+
+    monkeypatch.setenv("GRAINBENCH_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRAINBENCH_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("GRAINBENCH_REGISTRY", raising=False)
+    registry._CACHE.clear()

@@ -168,7 +168,18 @@ def test_hdf5_hwz_blocks_match_full_transpose(tmp_path, monkeypatch):
 
 
 def test_unpinned_dataset_is_explained(tmp_path):
+    from grainbench.data.manual import require_installed
+    from grainbench.data.registry import parse_entry
+
+    raw = {"title": "t", "task": "phase", "serial": True, "modality": "m", "licence": "l", "citation": "c",
+           "homepage": "h", "source": "manual", "instructions": "Get it from doi 10.18126/cxf3-hrum.",
+           "layout": {"kind": "unpinned"}, "splits": {}}
     with pytest.raises(DatasetError, match="not pinned.*10.18126/cxf3-hrum"):
+        require_installed(parse_entry("unpinned_set", raw))
+
+
+def test_alzn_xct_from_a_folder_without_the_layout_names_the_missing_folder(tmp_path):
+    with pytest.raises(InputFileError, match="reconstructions: missing folder"):
         import_dataset("alzn_xct", tmp_path)
 
 

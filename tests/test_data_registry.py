@@ -20,7 +20,7 @@ def env(tmp_path, monkeypatch):
 
 def test_shipped_registry_has_every_dataset():
     names = [d.name for d in list_datasets()]
-    assert names == ["pure_iron", "potts_authors", "potts_sim", "ss347h", "alzn_xct", "synthetic", "tbm"]
+    assert names == ["pure_iron", "potts_authors", "potts_sim", "alzn_sim", "ss347h", "alzn_xct", "synthetic", "tbm"]
     for d in list_datasets():
         assert d.title and d.citation and d.licence and d.task in registry.TASKS
         assert d.source in ("https", "manual", "generate")

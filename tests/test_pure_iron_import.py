@@ -16,11 +16,8 @@ from grainbench.io import sha256_file
 
 
 @pytest.fixture(autouse=True)
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRAINBENCH_DATA", str(tmp_path / "cache"))
-    monkeypatch.setenv("GRAINBENCH_RUNS", str(tmp_path / "runs"))
-    monkeypatch.delenv("GRAINBENCH_REGISTRY", raising=False)
-    registry._CACHE.clear()
+def env(isolated_cache):
+    """Every test gets its own data cache (conftest.isolated_cache)."""
 
 
 def snapshot(root):

@@ -154,6 +154,8 @@ def _describe_split(s) -> str:
         return f"{s.fraction[0]:.0%}-{s.fraction[1]:.0%} of the slices"
     if s.start is not None:
         return f"slices {s.start}-{s.stop - 1} (0-based)"
+    if s.groups:
+        return f"groups {list(s.groups)} of labelled slices"
     what = f"folder {s.dir or '.'}"
     return what + (f", index % {s.every} in {list(s.offsets)}" if s.every else "")
 

@@ -319,7 +319,7 @@ def verify(name: str) -> VerifyReport:
     dest = dataset_dir(name)
     locks = read_locks().get(name, {})
     entries = list(ds.files)
-    if ds.source == "local" or (ds.layout_kind == "pairs" and not ds.files):
+    if ds.source == "local" or (ds.layout_kind in ("pairs", "xct") and not ds.files):
         entries = [FileEntry(p, None) for p in sorted(locks)]
         if not entries:
             report.rows.append(("", "missing", f"not imported; run: grainbench data import {name} PATH"))

@@ -23,6 +23,10 @@ Layouts
                TIFF alike.
                Each pair is one Z slice (``serial = False``), the file stems are
                in ``meta["names"]``.
+``xct``        grey reconstructions (TIFF or HDF5, one per time step) and
+               hand-labelled slices in groups (seed 004's HandSeg; see
+               :mod:`grainbench.data.xct`): a split reads only its groups'
+               slices; ``meta["names"]`` holds ``"RECON:z"``.
 ``generated``  the NPZ written by :mod:`grainbench.data.generate`.
 """
 
@@ -281,11 +285,19 @@ def load(name: str, split: str = "test") -> Volume:
         meta["slices"] = list(range(a, b))
         for extra in sorted(set(arrays) - {"image", "labels", "boundary"}):  # e.g. labels3d for tracking
             meta[extra] = arrays[extra][a:b]
-        if ds.serial and a > 0:
+        recon = arrays.get("reconstruction")  # stacked reconstructions (alzn_sim): z-1 of another one is no prior
+        if ds.serial and a > 0 and (recon is None or recon[a - 1] == recon[a]):
             meta["prev_boundary"] = to_boundary(np.asarray(arrays["boundary"][a - 1]), where=full)
         return normalise(with_channels(np.asarray(arrays["image"][a:b]), ds.channels, where=full),
                          arrays["boundary"][a:b], arrays["labels"][a:b],
                          name=full, serial=ds.serial, meta=meta)
+    if kind == "xct":  # labelled groups of reconstructions (seed 004's HandSeg); only those slices are read
+        from .xct import read_xct_groups
+
+        image, mask, names, consecutive = read_xct_groups(_root(ds), ds.layout, sp.groups)
+        meta["names"] = names
+        return normalise(with_channels(image, ds.channels, where=full), mask, None, name=full,
+                         serial=ds.serial and consecutive, meta=meta)
     if kind == "hdf5":
         root = _root(ds)
         path = root / ds.layout.get("file", ds.files[0].path if ds.files else "")

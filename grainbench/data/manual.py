@@ -86,6 +86,14 @@ def require_installed(ds: Dataset) -> Path:
         pins = read_locks().get(ds.name, {})
         for f in ds.files:
             check_unchanged(ds.name, f.path, dest / f.path, f.sha256 or pins.get(f.path))
+    elif ds.layout_kind == "xct":  # no published file list: the files pinned at import
+        pins = read_locks().get(ds.name, {})
+        if not pins or not dest.is_dir():
+            raise DatasetError(missing_message(ds))
+        for rel, sha in pins.items():
+            if not (dest / rel).is_file():
+                raise DatasetError(missing_message(ds, rel))
+            check_unchanged(ds.name, rel, dest / rel, sha)
     elif not (dest / ds.layout.get("image_dir", "")).is_dir():
         raise DatasetError(missing_message(ds))
     return dest
@@ -175,6 +183,8 @@ def _import(name: str, src: Path, check_shape: bool) -> Path:
     if ds.layout_kind == "unpinned":
         raise DatasetError(f"dataset '{name}': its file list is not pinned in the registry yet, so it cannot "
                            f"be imported. {ds.instructions}")
+    if ds.layout_kind == "xct":
+        return _import_xct(ds, src, check_shape)
     if ds.source == "local" or (ds.layout_kind == "pairs" and not ds.files):
         return _import_pairs_folder(ds, src)
     if len(ds.files) == 1 and src.is_file():
@@ -493,6 +503,28 @@ def _import_pairs_folder(ds: Dataset, src: Path) -> Path:
                       "the new hashes are pinned", DatasetWarning, stacklevel=3)
     locks[ds.name] = hashes
     write_locks(locks)
+    return dataset_dir(ds.name)
+
+
+def xct_groups(ds: Dataset) -> int:
+    """How many groups of labelled slices an ``xct`` dataset's splits name (the highest index + 1)."""
+    return 1 + max((g for sp in ds.splits.values() for g in sp.groups), default=-1)
+
+
+def _import_xct(ds: Dataset, src: Path, check_shape: bool) -> Path:
+    """Check a folder in the ``xct`` layout (:mod:`grainbench.data.xct`), then install it whole."""
+    from .xct import check_xct
+
+    if not src.is_dir():
+        raise InputFileError(f"{src}: dataset '{ds.name}' is a folder with {ds.layout['reconstructions']}/ and "
+                             f"{ds.layout['labels']}/ (see `grainbench data info {ds.name}`); pass that folder")
+    rels = check_xct(src, ds.layout, n_groups=xct_groups(ds), shape=ds.shape if check_shape else None)
+    hashes = _install_tree(ds.name, src, rels)  # checked before anything enters the cache
+    locks = read_locks()
+    locks[ds.name] = hashes
+    write_locks(locks)
+    for rel, sha in hashes.items():
+        _remember_stat(ds.name, rel, dataset_dir(ds.name) / rel, sha)
     return dataset_dir(ds.name)
 
 

@@ -38,7 +38,7 @@ from .cache import local_registry_path, read_locks
 
 TASKS = ("boundary", "phase", "tracking")
 SOURCES = ("https", "manual", "generate", "local")
-LAYOUTS = ("hdf5", "tiff", "npy", "pairs", "generated", "unpinned")
+LAYOUTS = ("hdf5", "tiff", "npy", "pairs", "xct", "generated", "unpinned")
 CHANNELS = (1, 3)  # grey, RGB
 _HEX = set("0123456789abcdef")
 
@@ -46,6 +46,7 @@ _HEX = set("0123456789abcdef")
 GENERATORS = {
     "synthetic": "grainbench.data.synthetic:generate_synthetic",
     "potts_sim": "grainbench.data.potts:generate_potts_sim",
+    "alzn_sim": "grainbench.data.dendrites:generate_alzn_sim",
 }
 
 
@@ -73,7 +74,8 @@ class Split:
     ``fraction`` of the stack for generated data whose depth the registry does
     not fix. Pair datasets select the pairs of folder ``dir``; with ``every``,
     only the pairs whose index in sorted-name order ``i`` has
-    ``i % every in offsets``.
+    ``i % every in offsets``. Layout ``xct`` (:mod:`grainbench.data.xct`)
+    selects ``groups`` of labelled slices by index.
     """
 
     name: str
@@ -83,6 +85,7 @@ class Split:
     dir: str | None = None
     every: int | None = None
     offsets: tuple[int, ...] = ()
+    groups: tuple[int, ...] = ()
 
     def slice_range(self, depth: int) -> tuple[int, int]:
         """The ``(start, stop)`` slice range of this split in a stack of ``depth`` slices."""
@@ -90,7 +93,8 @@ class Split:
             a, b = self.fraction
             return int(round(a * depth)), int(round(b * depth))
         if self.start is None or self.stop is None:
-            raise DatasetError(f"split '{self.name}' selects pairs of a folder, not a slice range")
+            what = "groups of labelled slices" if self.groups else "pairs of a folder"
+            raise DatasetError(f"split '{self.name}' selects {what}, not a slice range")
         return self.start, self.stop
 
     def select(self, names: list[str]) -> list[str]:
@@ -132,6 +136,8 @@ class Dataset:
     #: Image channels: 1 = grey, 3 = RGB (``channels`` in datasets.toml, default 1). Loaders keep
     #: this many channels (grey files of an RGB set are repeated, colour files of a grey set become grey).
     channels: int = 1
+    #: A stand-in's real counterpart: leaderboards show that dataset's reported paper rows beside this one's.
+    reported_from: str | None = None
 
     @property
     def layout_kind(self) -> str:
@@ -303,6 +309,12 @@ def parse_entry(name: str, raw: Any, *, where: str = "datasets.toml") -> Dataset
             e.fail("layout", f"'axes' must be ZHW or HWZ, got {layout.get('axes')!r}")
     if layout["kind"] in ("tiff", "npy") and not isinstance(layout.get("image"), str):
         e.fail("layout", f"a {layout['kind']} layout needs 'image' = the image file")
+    if layout["kind"] == "xct":
+        for k in ("reconstructions", "labels"):
+            if not isinstance(layout.get(k), str) or not layout[k] or ".." in Path(layout[k]).parts:
+                e.fail("layout", f"an xct layout needs '{k}' = a folder name inside the dataset folder")
+        if not _is_int(layout.get("group_size")) or layout["group_size"] < 1:
+            e.fail("layout", f"an xct layout needs 'group_size' = a positive integer, got {layout.get('group_size')!r}")
     if layout["kind"] == "pairs":
         for k in ("image_dir", "mask_dir"):
             if not isinstance(layout.get(k), str):
@@ -386,6 +398,7 @@ def parse_entry(name: str, raw: Any, *, where: str = "datasets.toml") -> Dataset
         notes=e.get("notes", str, required=False),
         protocol=e.get("protocol", str, required=False),
         channels=channels,
+        reported_from=e.get("reported_from", str, required=False),
     )
 
 
@@ -412,6 +425,12 @@ def _parse_split(e: _Entry, sname: str, raw: Any, kind: str) -> Split:
                                   or not all(_is_int(o) and 0 <= o < every for o in offsets)):
             e.fail(fld, "'every' must be a positive integer with 'offsets' a list of integers in [0, every)")
         return Split(sname, dir=d, every=every, offsets=tuple(offsets))
+    if kind == "xct":
+        groups = raw.get("groups")
+        if (not isinstance(groups, list) or not groups or not all(_is_int(g) and g >= 0 for g in groups)
+                or len(set(groups)) != len(groups)):
+            e.fail(fld, f"an xct split needs 'groups' = distinct group indices (0-based), got {groups!r}")
+        return Split(sname, groups=tuple(groups))
     if "fraction" in raw:
         fr = raw["fraction"]
         if (not isinstance(fr, list) or len(fr) != 2 or not all(_is_number(x) for x in fr)
