@@ -177,9 +177,9 @@ def test_split_of_a_cross_section():
     assert out[3, 10, 5] == out[3, 10, 25] == out[0, 10, 5]
     out = create_tracker("min_centroid", one_to_one=False).track(b)
     assert out[3, 10, 5] == out[3, 10, 25] == out[0, 10, 5]
-    # one-to-one (the authors'): the larger half keeps the id, the other starts a new one
+    # one-to-one (the authors'): one half keeps the id (equal halves: the smaller 2D id, the left), one is new
     out = create_tracker("max_overlap").track(b)
-    assert out[3, 10, 25] == out[0, 10, 5] != out[3, 10, 5]
+    assert out[3, 10, 5] == out[0, 10, 5] != out[3, 10, 25]
     assert score_volume(out, truth)["vi_split"] > 0 and score_volume(out, truth)["vi_merge"] == 0
 
 

@@ -49,7 +49,7 @@ def authors_min_centroid(prev, this):
     cents = np.array([np.argwhere(prev == p).mean(0) for p in prev_ids])
     match = {p: {} for p in prev_ids}
     for t in (int(t) for t in np.unique(this) if t):
-        d = np.sqrt(((cents - np.argwhere(this == t).mean(0)) ** 2).sum(1))
+        d = ((cents - np.argwhere(this == t).mean(0)) ** 2).sum(1)  # squared: argmin and ties as sqrt
         p = prev_ids[int(np.argmin(d))]
         overlap = np.count_nonzero(prev[this == t] == p)
         if overlap and overlap / np.count_nonzero((this == t) | (prev == p)) > 0.2:
@@ -130,3 +130,12 @@ def test_stack_statistics_match_brute_force(potts_grains, with_boundary):
     assert got["appear_per_slice"] > 0 and got["vanish_per_slice"] > 0  # a Potts stack has both events
     with pytest.raises(TrackingError, match="label volume"):
         stack_statistics(lab[:1])
+
+
+def test_metropolis_acceptance_table_is_exp():
+    from grainbench.data.potts import _acceptance
+
+    for kt in (0.3, 0.5, 2.0):
+        t = _acceptance(kt)
+        np.testing.assert_allclose(t, np.exp(-np.arange(53) / kt), rtol=1e-15)
+        assert t[0] == 1.0 and np.all(np.diff(t) < 0)

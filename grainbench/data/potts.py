@@ -171,7 +171,8 @@ def _cut(axis: int, start: int | None, stop: int | None) -> tuple[slice, ...]:
 _CHUNK = 1 << 16
 
 
-def _update(flat: np.ndarray, sites: np.ndarray, offs: np.ndarray, kt: float, rng: np.random.Generator) -> None:
+def _update(flat: np.ndarray, sites: np.ndarray, offs: np.ndarray, kt: float, rng: np.random.Generator,
+            integer_draws: bool = False) -> None:
     """One Metropolis trial at each of ``sites`` (mutually non-adjacent), in place."""
     old = flat[sites]
     cand = flat[sites + offs[rng.integers(0, 26, sites.size)]]
@@ -186,30 +187,42 @@ def _update(flat: np.ndarray, sites: np.ndarray, offs: np.ndarray, kt: float, rn
     accept = de <= 0
     if kt > 0:
         hot = ~accept
-        # Integer draws against integer thresholds: no float exp in the decision, so every machine agrees.
-        accept[hot] = rng.integers(0, 1 << 32, int(hot.sum()), dtype=np.uint64) < _thresholds(kt)[de[hot]]
+        # Tables of exp(-dE / kt) made once with Python's scalar math.exp: numpy's vectorised exp may
+        # differ in the last bit between CPUs (SIMD code paths), and a flipped comparison changes the volume.
+        if integer_draws:  # 32-bit integers against integer thresholds: no float in the decision at all
+            accept[hot] = rng.integers(0, 1 << 32, int(hot.sum()), dtype=np.uint64) < _thresholds(kt)[de[hot]]
+        else:
+            accept[hot] = rng.random(int(hot.sum())) < _acceptance(kt)[de[hot]]
     flat[sites[accept]] = cand[accept]
 
 
 def _thresholds(kt: float) -> np.ndarray:
-    """``floor(2**32 exp(-dE / kt))`` for dE = 0..52 (uint64): the Metropolis acceptance in 1/2**32 units.
-
-    Computed once per temperature with Python's ``math.exp`` on scalars (not numpy's vectorised exp,
-    whose last bit can differ between CPUs); a one-ulp difference could only matter for a value
-    within 2**-52 of a multiple of 2**-32.
-    """
+    """``floor(2**32 exp(-dE / kt))`` for dE = 0..52 (uint64): the acceptance in units of 2**-32."""
     import math
 
     key = float(kt)
     table = _THRESHOLDS.get(key)
     if table is None:
-        table = np.array([min(1 << 32, math.floor(math.ldexp(math.exp(-d / key), 32))) for d in range(53)],
-                         dtype=np.uint64)
-        _THRESHOLDS[key] = table
+        table = _THRESHOLDS[key] = np.array(
+            [min(1 << 32, math.floor(math.ldexp(math.exp(-d / key), 32))) for d in range(53)], dtype=np.uint64)
     return table
 
 
 _THRESHOLDS: dict[float, np.ndarray] = {}
+
+
+def _acceptance(kt: float) -> np.ndarray:
+    """``exp(-dE / kt)`` for dE = 0..52: the Metropolis acceptance of a flip that raises the energy by dE."""
+    import math
+
+    key = float(kt)
+    table = _ACCEPTANCE.get(key)
+    if table is None:
+        table = _ACCEPTANCE[key] = np.array([math.exp(-d / key) for d in range(53)])
+    return table
+
+
+_ACCEPTANCE: dict[float, np.ndarray] = {}
 
 
 def potts_steps(
@@ -220,6 +233,7 @@ def potts_steps(
     temperature: float = 0.5,
     boundaries: Boundaries = "periodic",
     progress: bool = False,
+    integer_draws: bool = False,
 ) -> np.ndarray:
     """Run ``mc_steps`` Monte Carlo steps of Potts grain growth on a label volume.
 
@@ -240,6 +254,12 @@ def potts_steps(
         other's values from the start of the sub-sweep.
     progress : bool
         Show a rich progress bar.
+    integer_draws : bool
+        Decide thermal flips by 32-bit random integers against integer
+        thresholds (no float comparison at all; potts_sim version 2) instead
+        of uniform floats against ``exp(-dE / T)`` (kept because the pinned
+        ``synthetic`` volume was drawn that way). Both tables are computed
+        with scalar ``math.exp``, so both are the same on every machine.
 
     Returns
     -------
@@ -280,7 +300,7 @@ def potts_steps(
                 sub_sites = active[code == sub]
                 # Chunks of nearby sites keep the 26 gathers inside the cache.
                 for c0 in range(0, sub_sites.size, _CHUNK):
-                    _update(flat, sub_sites[c0 : c0 + _CHUNK], offs, kt, rng)
+                    _update(flat, sub_sites[c0 : c0 + _CHUNK], offs, kt, rng, integer_draws)
                 _fill_halo(p, boundaries)
             if bar is not None:
                 bar.advance(task)
@@ -316,6 +336,7 @@ def simulate_potts(
     boundaries: Boundaries = "periodic",
     margin: float = 1.0,
     progress: bool = False,
+    integer_draws: bool = False,
 ) -> np.ndarray:
     """Simulate an isotropic polycrystal: Voronoi start, then Potts grain growth.
 
@@ -340,6 +361,8 @@ def simulate_potts(
         outside the volume (see :func:`voronoi_labels`).
     progress : bool
         Show a rich progress bar.
+    integer_draws : bool
+        See :func:`potts_steps`.
 
     Returns
     -------
@@ -352,7 +375,8 @@ def simulate_potts(
         raise ValueError(f"n_grains must be >= 1, got {n_grains}")
     rng = np.random.default_rng(seed)
     lab = voronoi_labels(tuple(shape), n_grains, seed=rng, boundaries=boundaries, margin=margin)
-    lab = potts_steps(lab, mc_steps, seed=rng, temperature=temperature, boundaries=boundaries, progress=progress)
+    lab = potts_steps(lab, mc_steps, seed=rng, temperature=temperature, boundaries=boundaries, progress=progress,
+                      integer_draws=integer_draws)
     if quench_steps:
         lab = potts_steps(lab, quench_steps, seed=rng, temperature=0.0, boundaries=boundaries)
     return relabel_connected(lab, connectivity=3)
@@ -364,6 +388,7 @@ POTTS_SIM_DEFAULTS: dict[str, Any] = {
     "mc_steps": 200,
     "temperature": 0.5,
     "boundaries": "periodic",
+    "integer_draws": True,
 }
 
 #: Half-open slice ranges of the ``potts_sim`` splits (design.md, registry).

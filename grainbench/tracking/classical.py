@@ -18,7 +18,6 @@ section with it.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ..errors import TrackingError
 from .api import Tracker
@@ -112,8 +111,24 @@ class MinCentroidTracker(Tracker):
         if not self.one_to_one:
             return choose(pairs, -dist, accept)
         if len(pairs):
-            # The authors look for the nearest centroid among all grains of slice z-1, then require overlap.
-            present = np.flatnonzero(pairs.prev_area[1:] > 0) + 1
-            _, k = cKDTree(c_prev[present]).query(c_this[pairs.this])
-            accept &= present[k] == pairs.prev
+            # The authors look for the nearest centroid among all grains of slice z-1 (the first, i.e.
+            # smallest id, on ties), then require overlap.
+            accept &= _nearest(c_prev, pairs.prev_area, c_this)[pairs.this] == pairs.prev
         return choose_one_to_one(pairs, -dist, accept)
+
+
+def _nearest(c_prev: np.ndarray, prev_area: np.ndarray, c_this: np.ndarray, block: int = 512) -> np.ndarray:
+    """For every grain of slice z, the id of the grain of slice z-1 with the nearest centroid (smallest id on ties).
+
+    Squared distances, so exact ties stay ties; in blocks of grains to bound memory.
+    """
+    present = np.flatnonzero(prev_area[1:] > 0) + 1
+    out = np.zeros(len(c_this), dtype=np.int64)
+    if present.size == 0:
+        return out
+    cp = c_prev[present]
+    for b0 in range(1, len(c_this), block):
+        c = c_this[b0:b0 + block]
+        d2 = (c[:, None, 0] - cp[None, :, 0]) ** 2 + (c[:, None, 1] - cp[None, :, 1]) ** 2
+        out[b0:b0 + block] = present[np.argmin(np.nan_to_num(d2, nan=np.inf), axis=1)]
+    return out
