@@ -219,9 +219,9 @@ class CNNTracker(Tracker):
     trainable = True
 
     def __init__(self, arch: str | None = None, *, input_size: int = 224, threshold: float = 0.5,
-                 one_to_one: bool = True, epochs: int = 20, batch_size: int = 40, lr: float = 1e-4, lr_decay: float = 0.8,
-                 min_lr: float = 1e-6, pairs_per_epoch: int | None = None, val_pairs: int | None = None,
-                 infer_batch_size: int = 128, device: str | None = None) -> None:
+                 one_to_one: bool = True, epochs: int = 20, batch_size: int = 40, lr: float = 1e-4,
+                 lr_decay: float = 0.8, min_lr: float = 1e-6, pairs_per_epoch: int | None = None,
+                 val_pairs: int | None = None, infer_batch_size: int = 128, device: str | None = None) -> None:
         arch = arch or type(self).arch
         if not arch:
             raise TrackingError(f"{type(self).__name__} needs a timm architecture name (arch=...)")
@@ -230,8 +230,7 @@ class CNNTracker(Tracker):
         if not 0.0 <= threshold <= 1.0:
             raise TrackingError(f"threshold must lie in [0, 1], got {threshold}")
         super().__init__(arch=arch, input_size=input_size, threshold=threshold, one_to_one=bool(one_to_one),
-                         epochs=epochs,
-                         batch_size=batch_size, lr=lr, lr_decay=lr_decay, min_lr=min_lr,
+                         epochs=epochs, batch_size=batch_size, lr=lr, lr_decay=lr_decay, min_lr=min_lr,
                          pairs_per_epoch=pairs_per_epoch, val_pairs=val_pairs, infer_batch_size=infer_batch_size)
         self.arch_name = arch
         self.input_size = int(input_size)
