@@ -128,15 +128,19 @@ def test_easy_stack_is_reconstructed_exactly(name):
 
 def test_generated_potts_stack_with_true_boundaries(potts):
     b, truth = potts
-    out = create_tracker("max_overlap").track(b)
-    s = score_volume(out, truth)
-    # the baseline never over-splits true boundaries; its errors are grains that appear inside older ones
+    many = create_tracker("max_overlap", one_to_one=False).track(b)
+    s = score_volume(many, truth)
+    # many-to-one never over-splits true boundaries; its errors are grains that appear inside older ones
     assert s["vi_split"] < 0.05 and s["ari"] > 0.8
     assert s["grains_pred"] <= s["grains_gt"]
-    gated = score_volume(create_tracker("max_overlap", min_iou=0.3).track(b), truth)
+    gated = score_volume(create_tracker("max_overlap", min_iou=0.3, one_to_one=False).track(b), truth)
     assert gated["vi"] < s["vi"]
-    centroid = score_volume(create_tracker("min_centroid").track(b), truth)
-    assert centroid["vi_split"] < 0.05 and centroid["ari"] > 0.8
+    # the authors' one-to-one rule (the default) recognises the appearances
+    one = score_volume(create_tracker("max_overlap").track(b), truth)
+    assert one["vi_merge"] < s["vi_merge"] and one["vi"] < s["vi"] and one["ari"] > s["ari"]
+    for rule in (True, False):
+        centroid = score_volume(create_tracker("min_centroid", one_to_one=rule).track(b), truth)
+        assert centroid["vi_split"] < 0.1 and centroid["ari"] > 0.8
 
 
 def test_appear_and_vanish():
@@ -146,32 +150,37 @@ def test_appear_and_vanish():
     lab[3:, 2:8, 2:8] = 4                           # D appears inside A at slice 3
     b, truth = with_boundaries(lab)
 
-    out = create_tracker("max_overlap", min_iou=0.3).track(b)
-    assert same_partition(out, truth)
-    ids = [set(np.unique(s)) - {0} for s in out]
-    c, d = out[1, 10, 24], out[3, 5, 5]
-    assert c not in ids[0] and c not in ids[3]      # C appears at 1 and is gone after 2
-    assert d not in set().union(*ids[:3])           # D is new: ids are never reused
-    assert out[4, 10, 25] == out[0, 10, 25]         # B goes on around C and after it
+    for out in (create_tracker("max_overlap").track(b), create_tracker("min_centroid").track(b),
+                create_tracker("max_overlap", min_iou=0.3, one_to_one=False).track(b)):
+        assert same_partition(out, truth)
+        ids = [set(np.unique(s)) - {0} for s in out]
+        c, d = out[1, 10, 24], out[3, 5, 5]
+        assert c not in ids[0] and c not in ids[3]      # C appears at 1 and is gone after 2
+        assert d not in set().union(*ids[:3])           # D is new: ids are never reused
+        assert out[4, 10, 25] == out[0, 10, 25]         # B goes on around C and after it
 
-    # the baseline (any overlap links) takes C and D for the grains they appear inside
-    plain = create_tracker("max_overlap").track(b)
+    # many-to-one (any overlap links) takes C and D for the grains they appear inside
+    plain = create_tracker("max_overlap", one_to_one=False).track(b)
     assert plain[1, 10, 24] == plain[0, 10, 25] and plain[3, 5, 5] == plain[0, 5, 5]
     assert score_volume(plain, truth)["vi_merge"] > 0 and score_volume(plain, truth)["vi_split"] == 0
 
 
-def test_split_of_a_cross_section_keeps_one_id():
+def test_split_of_a_cross_section():
     lab = np.full((4, 20, 30), 1, np.int32)         # grain 1 around a notch of grain 2 at the top edge
     lab[:2, :14, 12:18] = 2
     lab[2:, :, 12:18] = 2                            # from slice 2 grain 2 cuts grain 1's section in two
     b, truth = with_boundaries(lab)
     assert slice_grains(b).counts.tolist() == [2, 2, 3, 3]
-    out = create_tracker("max_overlap").track(b)
+    # many-to-one keeps the split halves together
+    out = create_tracker("max_overlap", one_to_one=False).track(b)
     assert same_partition(out, truth) and score_volume(out, truth)["vi"] == 0.0
     assert out[3, 10, 5] == out[3, 10, 25] == out[0, 10, 5]
-    # the centroid tracker keeps the split halves together too (grain 2 it confuses with grain 1's centre)
-    out = create_tracker("min_centroid").track(b)
+    out = create_tracker("min_centroid", one_to_one=False).track(b)
     assert out[3, 10, 5] == out[3, 10, 25] == out[0, 10, 5]
+    # one-to-one (the authors'): one half keeps the id (equal halves: the smaller 2D id, the left), one is new
+    out = create_tracker("max_overlap").track(b)
+    assert out[3, 10, 5] == out[0, 10, 5] != out[3, 10, 25]
+    assert score_volume(out, truth)["vi_split"] > 0 and score_volume(out, truth)["vi_merge"] == 0
 
 
 def test_merge_best_match_keeps_its_id():

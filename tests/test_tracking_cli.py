@@ -9,7 +9,7 @@ from PIL import Image
 from grainbench import data
 from grainbench.cli import main
 from grainbench.records import read_record
-from grainbench.tracking import create_tracker, dataset_ground_truth, score_volume
+from grainbench.tracking import TRACKING_PROTOCOL_ID, create_tracker, dataset_ground_truth, score_volume
 from grainbench.tracking.figures import save_orthoslices
 from grainbench.tracking.leaderboard import (
     build_tracking_leaderboard,
@@ -39,7 +39,7 @@ def test_track_ground_truth_boundaries_writes_record_table_and_picture(env, caps
     [path] = _records(tmp_path)
     rec = read_record(path)
     cfg = rec["config"]
-    assert cfg["model"] == "max_overlap" and cfg["boundaries"] == "ground-truth" and cfg["protocol"] == "tracking-3d@1"
+    assert cfg["model"] == "max_overlap" and cfg["boundaries"] == "ground-truth" and cfg["protocol"] == TRACKING_PROTOCOL_ID
     assert rec["protocol"]["name"] == "tracking-3d" and rec["dataset"]["hashes"]["generated"]
     agg = rec["metrics"]["aggregate"]
     c = rec["protocol"]["crop"]  # both volumes lose the protocol's border before tracking, as in 2D scoring
@@ -54,12 +54,31 @@ def test_track_ground_truth_boundaries_writes_record_table_and_picture(env, caps
     md = (tmp_path / "lb" / "synthetic_tracking.md").read_text()
     assert "| max_overlap | ground-truth | 1 |" in md and "duration (s)" in md
     csv = (tmp_path / "lb" / "synthetic_tracking.csv").read_text()
-    assert "reproduced,synthetic,test,tracking-3d@1,max_overlap,ground-truth" in csv
+    assert f"reproduced,synthetic,test,{TRACKING_PROTOCOL_ID},max_overlap,ground-truth" in csv
     png = tmp_path / "lb" / "figures" / "synthetic" / "tracking-max_overlap-ground-truth-test.png"
     with Image.open(png) as im:
         assert im.format == "PNG" and im.size[0] > 600
     out = capsys.readouterr().out
     assert "vi_merge" in out and "record:" in out
+
+
+def test_tracking_table_leaves_out_older_protocols_and_other_data(env):
+    volume, tmp_path = env
+    assert main(_args(tmp_path, "--tracker", "max_overlap")) == 0
+    [path] = _records(tmp_path)
+    rec = json.loads(path.read_text())
+    for name, change in [("old-protocol", ("protocol", "version", 1)),
+                         ("old-data", ("dataset", "hashes", {"generated": "0" * 64}))]:
+        other = json.loads(json.dumps(rec))
+        part, key, value = change
+        other[part][key] = value
+        other["config"]["seed"] = 7  # another seed: it would be averaged into the row if it were kept
+        (path.parent / f"{name}.json").write_text(json.dumps(other))
+    build_tracking_leaderboard(tmp_path / "records", tmp_path / "lb", "synthetic")
+    md = (tmp_path / "lb" / "synthetic_tracking.md").read_text()
+    assert "| max_overlap | ground-truth | 1 |" in md
+    csv = (tmp_path / "lb" / "synthetic_tracking.csv").read_text()
+    assert "old-protocol" not in csv and "old-data" not in csv
 
 
 def test_track_boundary_file_and_method_sources_share_one_table(env):

@@ -138,6 +138,9 @@ class Dataset:
     channels: int = 1
     #: A stand-in's real counterpart: leaderboards show that dataset's reported paper rows beside this one's.
     reported_from: str | None = None
+    #: Version of the data behind the name (``version`` in datasets.toml, default 1); bumped when a
+    #: generator or import changes what the arrays hold, so records of the old data are told apart.
+    version: int = 1
 
     @property
     def layout_kind(self) -> str:
@@ -298,6 +301,10 @@ def parse_entry(name: str, raw: Any, *, where: str = "datasets.toml") -> Dataset
     if source not in SOURCES:
         e.fail("source", f"must be one of {', '.join(SOURCES)}, got {source!r}")
 
+    version = e.get("version", int, required=False, default=1)
+    if isinstance(version, bool) or version < 1:
+        e.fail("version", f"must be an integer >= 1, got {version!r}")
+
     layout = e.get("layout", dict)
     if layout.get("kind") not in LAYOUTS:
         e.fail("layout", f"'kind' must be one of {', '.join(LAYOUTS)}, got {layout.get('kind')!r}")
@@ -399,6 +406,7 @@ def parse_entry(name: str, raw: Any, *, where: str = "datasets.toml") -> Dataset
         protocol=e.get("protocol", str, required=False),
         channels=channels,
         reported_from=e.get("reported_from", str, required=False),
+        version=version,
     )
 
 
@@ -450,5 +458,7 @@ def dataset_hashes(name: str) -> dict[str, str]:
     hashes = {f.path: f.sha256 for f in entry.files if f.sha256}
     if entry.digest:
         hashes["generated"] = entry.digest
+    if entry.version > 1:  # version 1 entries record no version, as before versions existed
+        hashes["version"] = str(entry.version)
     hashes.update(read_locks().get(name, {}))
     return hashes

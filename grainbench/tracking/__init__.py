@@ -24,6 +24,7 @@ from .reconstruct import (
     SliceGrains,
     assemble,
     choose,
+    choose_one_to_one,
     pair_table,
     slice_grains,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "TrackerFitResult",
     "assemble",
     "choose",
+    "choose_one_to_one",
     "create_tracker",
     "dataset_ground_truth",
     "get_tracker_class",

@@ -6,8 +6,10 @@ resized (nearest neighbour) to ``input_size`` x ``input_size`` and stacked as
 a 2-channel image (channel 0: slice z-1, channel 1: slice z); an image
 classifier (timm ``vgg13_bn`` or ``densenet161`` with ``in_chans=2``, no
 pretrained weights) outputs the probability that both are the same grain.
-The candidate with the highest probability above ``threshold`` (0.5) wins;
-a grain without one starts a new grain.
+The candidate with the highest probability above ``threshold`` (0.5) wins,
+and a grain of slice z-1 continues into only the grain of slice z that it
+scores highest with (the authors' one-to-one rule); a grain without a link
+starts a new grain.
 
 Training pairs come from ground-truth 3D label volumes: two 2D grains are
 "same" when they carry the same 3D id. The schedule follows the authors'
@@ -52,7 +54,7 @@ from ..errors import TrackingError
 from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.trainer import Callback, LogLines, train_network
 from .api import Tracker, TrackerFitResult
-from .reconstruct import PairTable, SliceGrains, choose, pair_table, slice_grains
+from .reconstruct import PairTable, SliceGrains, choose, choose_one_to_one, pair_table, slice_grains
 
 # --------------------------------------------------------------------------- pairs
 
@@ -237,6 +239,11 @@ class CNNTracker(Tracker):
         Side of the resized pair image (224 in the authors' code).
     threshold : float
         Smallest same-grain probability that links two grains.
+    one_to_one : bool
+        The authors' links (default): a grain of slice z-1 continues into the
+        one grain of slice z that scores best with it, the others are new
+        (:func:`~grainbench.tracking.reconstruct.choose_one_to_one`, one
+        round). False: every grain takes its best candidate, shared or not.
     epochs, batch_size, lr, lr_decay, min_lr
         Training schedule (defaults: the authors').
     pairs_per_epoch : int, optional
@@ -255,9 +262,9 @@ class CNNTracker(Tracker):
     trainable = True
 
     def __init__(self, arch: str | None = None, *, input_size: int = 224, threshold: float = 0.5,
-                 epochs: int = 20, batch_size: int = 40, lr: float = 1e-4, lr_decay: float = 0.8,
-                 min_lr: float = 1e-6, pairs_per_epoch: int | None = None, val_pairs: int | None = None,
-                 infer_batch_size: int = 128, device: str | None = None) -> None:
+                 one_to_one: bool = True, epochs: int = 20, batch_size: int = 40, lr: float = 1e-4,
+                 lr_decay: float = 0.8, min_lr: float = 1e-6, pairs_per_epoch: int | None = None,
+                 val_pairs: int | None = None, infer_batch_size: int = 128, device: str | None = None) -> None:
         arch = arch or type(self).arch
         if not arch:
             raise TrackingError(f"{type(self).__name__} needs a timm architecture name (arch=...)")
@@ -265,12 +272,13 @@ class CNNTracker(Tracker):
             raise TrackingError(f"input_size must be at least 8, got {input_size}")
         if not 0.0 <= threshold <= 1.0:
             raise TrackingError(f"threshold must lie in [0, 1], got {threshold}")
-        super().__init__(arch=arch, input_size=input_size, threshold=threshold, epochs=epochs,
-                         batch_size=batch_size, lr=lr, lr_decay=lr_decay, min_lr=min_lr,
+        super().__init__(arch=arch, input_size=input_size, threshold=threshold, one_to_one=bool(one_to_one),
+                         epochs=epochs, batch_size=batch_size, lr=lr, lr_decay=lr_decay, min_lr=min_lr,
                          pairs_per_epoch=pairs_per_epoch, val_pairs=val_pairs, infer_batch_size=infer_batch_size)
         self.arch_name = arch
         self.input_size = int(input_size)
         self.threshold = float(threshold)
+        self.one_to_one = bool(one_to_one)
         self.device = resolve_device(device)
         self.net: nn.Module | None = None
         self._fitted = False
@@ -447,7 +455,8 @@ class CNNTracker(Tracker):
         start = 0
         for table in pairs.tables:
             p = probs[start:start + len(table)]
-            parents.append(choose(table, p, accept=p > self.threshold))
+            pick = choose_one_to_one if self.one_to_one else choose
+            parents.append(pick(table, p, accept=p > self.threshold))
             start += len(table)
         return parents
 

@@ -58,13 +58,37 @@ def _label(cfg: dict) -> str:
     return str(cfg["model"]) + (f" ({assignments(args)})" if args else "")
 
 
+def _current_hashes(dataset: str) -> dict[str, str]:
+    """What identifies the registry's current data of ``dataset`` (generator digest, version); {} if unknown."""
+    from ..data import get_dataset
+    from ..data.registry import dataset_hashes
+    from ..errors import GrainbenchError
+
+    try:
+        get_dataset(dataset)
+    except GrainbenchError:
+        return {}
+    return {k: v for k, v in dataset_hashes(dataset).items() if k in ("generated", "version")}
+
+
 def collect_tracking(records_dir: str | os.PathLike, dataset: str) -> tuple[pd.DataFrame, list[str]]:
-    """One row per tracking record of ``dataset`` (the newest of repeated runs); and unreadable files."""
+    """One row per tracking record of ``dataset`` (the newest of repeated runs); and unreadable files.
+
+    Records of another tracking protocol version, or of other data than the
+    registry's current version of ``dataset`` (generator digest and
+    ``version``), are left out.
+    """
     folder = Path(records_dir) / validate_name(dataset, "dataset") / "tracking"
     records, bad = load_records(folder) if folder.exists() else ([], [])
+    current = _current_hashes(dataset)
     rows = []
     for path, rec in records:
         if rec["protocol"].get("name") != TRACKING_PROTOCOL["name"]:
+            continue
+        # Only the current protocol on the current data: older versions are other numbers.
+        hashes = rec.get("dataset", {}).get("hashes", {})
+        if rec["protocol"].get("version") != TRACKING_PROTOCOL["version"] or any(
+                hashes.get(k) != v for k, v in current.items()):
             continue
         cfg = rec["config"]
         rows.append({

@@ -7,8 +7,9 @@ The pipeline every tracker shares:
 2. **Candidate pairs** between slice z-1 and slice z (:func:`pair_table`):
    every pair of grains that overlap, with the overlap area, found with one
    ``bincount`` of combined label codes per slice pair (no loop over grains).
-3. **Links**: a tracker scores the candidates and :func:`choose` keeps, for
-   every grain of slice z, its best accepted candidate (its *parent*), or none.
+3. **Links**: a tracker scores the candidates and :func:`choose_one_to_one`
+   (the authors' rule, the default) or :func:`choose` keeps, for every grain
+   of slice z, its best accepted candidate (its *parent*), or none.
 4. **Ids** (:func:`assemble`): a grain takes its parent's 3D id; a grain
    without a parent starts a new id.
 
@@ -20,8 +21,14 @@ vanish
     A grain of slice z-1 that no grain of slice z chooses ends there; its id
     is never reused.
 split
-    Several grains of slice z may choose the same parent: they share its id
-    (a non-convex 3D grain cut into two 2D regions is one grain).
+    One-to-one links (:func:`choose_one_to_one`, the authors' code): a grain
+    of slice z-1 continues into at most one grain of slice z, the one it
+    matches best; the others start new ids. So a grain that appears inside
+    the section of an older grain is new, and the two halves of a non-convex
+    grain cut into two 2D regions get two ids. Many-to-one links
+    (:func:`choose`): several grains of slice z may choose the same parent and
+    share its id, which keeps split halves together but merges every grain
+    that appears inside an older one with it.
 merge
     A grain of slice z chooses one parent only, so when two grains of slice
     z-1 meet in one grain of slice z the best match keeps its id and the other
@@ -273,6 +280,65 @@ def choose(pairs: PairTable, score: np.ndarray, accept: np.ndarray | None = None
     first[1:] = this_sorted[1:] != this_sorted[:-1]
     parents[this_sorted[first]] = pairs.prev[order[first]]
     return parents
+
+
+def choose_one_to_one(pairs: PairTable, score: np.ndarray, accept: np.ndarray | None = None, *,
+                      repeat: bool = False) -> np.ndarray:
+    """One-to-one links, the rule of the authors' tracking code (seed 000, ``grain_track``).
+
+    Every grain of slice z picks its best accepted candidate; every grain of
+    slice z-1 picked by several keeps only the one that scores best with it;
+    the others get no parent (new grains). With ``repeat`` (the authors'
+    maximum-overlap tracker) the losers pick again among the grains of slice
+    z-1 nobody took, until nothing changes.
+
+    Parameters
+    ----------
+    pairs : PairTable
+    score : (P,) array
+        Higher is better. Ties go to the smaller id on both sides (the
+        authors' loops keep the first maximum in id order).
+    accept : (P,) bool array, optional
+        Candidates allowed at all.
+    repeat : bool
+        Let the grains that lost pick again among the untaken parents.
+
+    Returns
+    -------
+    (n_this + 1,) int64 array as :func:`choose` returns; no parent id occurs twice.
+    """
+    parents = np.zeros(pairs.n_this + 1, dtype=np.int64)
+    if len(pairs) == 0:
+        return parents
+    score = np.asarray(score, dtype=np.float64)
+    if score.shape != (len(pairs),):
+        raise TrackingError(f"score has shape {score.shape}, expected ({len(pairs)},) (one per candidate pair)")
+    ok = np.ones(len(pairs), dtype=bool) if accept is None else np.asarray(accept, dtype=bool)
+    this_done = np.zeros(pairs.n_this + 1, dtype=bool)
+    prev_done = np.zeros(pairs.n_prev + 1, dtype=bool)
+    while True:
+        idx = np.flatnonzero(ok & ~this_done[pairs.this] & ~prev_done[pairs.prev])
+        if idx.size == 0:
+            break
+        # Each grain of slice z: its best candidate (first in (this, -score, prev) order) ...
+        order = idx[np.lexsort((pairs.prev[idx], -score[idx], pairs.this[idx]))]
+        picks = order[_first_of_runs(pairs.this[order])]
+        # ... and each picked grain of slice z-1 keeps the pick that scores best with it.
+        order = picks[np.lexsort((pairs.this[picks], -score[picks], pairs.prev[picks]))]
+        win = order[_first_of_runs(pairs.prev[order])]
+        parents[pairs.this[win]] = pairs.prev[win]
+        this_done[pairs.this[win]] = True
+        prev_done[pairs.prev[win]] = True
+        if not repeat:
+            break
+    return parents
+
+
+def _first_of_runs(sorted_ids: np.ndarray) -> np.ndarray:
+    """Mask of the first element of every run of equal values in a sorted array."""
+    first = np.ones(sorted_ids.size, dtype=bool)
+    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    return first
 
 
 def assemble(grains: SliceGrains, parents: Sequence[np.ndarray]) -> np.ndarray:

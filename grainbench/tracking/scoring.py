@@ -23,10 +23,13 @@ from ..metrics.rand import ari_from_table
 #: The tracking protocol stored in run records; bump the version when a convention changes.
 TRACKING_PROTOCOL: dict[str, Any] = {
     "name": "tracking-3d",
-    "version": 1,
+    # 2: one-to-one links by default (the authors' grain_track code); 1 linked many-to-one
+    "version": 2,
     "task": "tracking",
     "grains_2d": "4-connected components of the non-boundary pixels of each slice",
     "candidates": "grains of slice z-1 overlapping a grain of slice z",
+    "links": "one-to-one as the authors' grain_track code: a grain of slice z-1 continues into the one grain of "
+             "slice z that matches it best; the built-in trackers' one_to_one=False links many-to-one",
     "vi": "split = H(seg|gt), merge = H(gt|seg) in bits over the whole volume; voxels with label 0 in either "
           "volume dropped",
     "ari": "Hubert-Arabie over all voxels, label 0 one cluster, float64",
