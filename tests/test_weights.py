@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from grainbench.cli import main
+from grainbench.data import get_dataset
 from grainbench.records import load_records, read_record
 from grainbench.training.checkpoint import load_checkpoint
 from grainbench.weights import METADATA_KEY, read_card
@@ -243,12 +244,14 @@ def _reproduce(card_path: Path, records: Path, synthetic_cache, tmp_path: Path, 
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == card["weights_sha256"]
     [record] = (records / card["dataset"]).glob(f"{card['record_id']}.json")
     published = read_record(record)
-    if card["dataset"] != "synthetic":
-        pytest.skip(f"{card['dataset']} is not generated locally; this test reproduces synthetic rows")
+    if get_dataset(card["dataset"]).layout_kind != "generated":
+        pytest.skip(f"{card['dataset']} is not generated locally; this test reproduces rows of generated sets")
     device = "cuda" if published["environment"]["device"].startswith("cuda") else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip(f"{record.name} was scored on {published['environment']['device']}; reproducing it needs CUDA")
-    monkeypatch.setenv("GRAINBENCH_DATA", str(synthetic_cache))
+    # synthetic from the session's cache; any other generated set is generated into this test's folder
+    data = synthetic_cache if card["dataset"] == "synthetic" else tmp_path / "data"
+    monkeypatch.setenv("GRAINBENCH_DATA", str(data))
     monkeypatch.setenv("GRAINBENCH_RUNS", str(tmp_path / "runs"))
     tmp_path.mkdir(parents=True, exist_ok=True)
     monkeypatch.chdir(tmp_path)
@@ -258,8 +261,13 @@ def _reproduce(card_path: Path, records: Path, synthetic_cache, tmp_path: Path, 
             if r["config"].get("mode") == published["config"].get("mode")]
     [new] = recs
     assert set(new["metrics"]["aggregate"]) >= set(published["metrics"]["aggregate"])
+    # The published row was scored on another machine: one forward pass on another CPU may round the last
+    # bits differently and flip a pixel that sat on the threshold (a flipped pixel moves VI by ~1e-5).
+    # (training itself is not bit-reproducible across CPUs: the reason weights are published). Rows made
+    # here, as in the test above, agree to 1e-6.
+    tol = dict(rel=1e-6, abs=1e-9) if records != REPO / "leaderboards" / "records" else dict(rel=1e-3, abs=1e-3)
     for name, value in published["metrics"]["aggregate"].items():
-        assert new["metrics"]["aggregate"][name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+        assert new["metrics"]["aggregate"][name] == pytest.approx(value, **tol), name
 
 
 def test_model_and_dataset_are_required_without_weights(synthetic_cache, tmp_path, monkeypatch, capsys):
