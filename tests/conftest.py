@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ignore_the_users_runs_folder():
+    """Tests never write into the runs folder of whoever runs them: a ``GRAINBENCH_RUNS`` exported in the
+    shell is set aside for the session (tests that need a runs folder set their own, or use ``./runs`` of
+    their temporary working folder)."""
+    saved = os.environ.pop("GRAINBENCH_RUNS", None)
+    yield
+    if saved is not None:
+        os.environ["GRAINBENCH_RUNS"] = saved
 
 
 @pytest.fixture
