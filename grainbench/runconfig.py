@@ -31,10 +31,7 @@ from typing import Any
 from .errors import ConfigError, InputFileError
 from .io import atomic_write
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
+import tomllib
 
 #: The tables of a settings file.
 TABLES = ("set", "model_arg", "source")

@@ -147,6 +147,35 @@ def test_extras_declare_what_the_code_imports():
     assert "grainbench[all]" in extras["test"]
 
 
+def test_every_third_party_import_is_a_declared_dependency():
+    """Each package that grainbench/ or baselines/ imports is a base dependency or an extra (zarr was neither)."""
+    import ast
+    import importlib.metadata as md
+    import re
+
+    declared = {re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0].lower().replace("_", "-")
+                for req in PYPROJECT["project"]["dependencies"]}
+    from grainbench.extras import OPTIONAL as EXTRAS
+
+    declared |= {re.split(r"[<>=\[ ]", dist, maxsplit=1)[0].lower() for _, dist in EXTRAS.values()}
+    owners = md.packages_distributions()
+    stdlib = sys.stdlib_module_names
+    missing = {}
+    for path in [*(REPO / "grainbench").rglob("*.py"), *(REPO / "baselines").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for top in {n.split(".")[0] for n in names} - stdlib - {"grainbench", "baselines", "__future__"}:
+                dists = {d.lower().replace("_", "-") for d in owners.get(top, [top])}
+                if not dists & declared:
+                    missing.setdefault(top, set()).add(path.relative_to(REPO).as_posix())
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
 # --------------------------------------------------------------------------- packaging
 
 def test_package_list_matches_the_package_folders():

@@ -15,15 +15,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+import tomllib
 
 from ..errors import DatasetError
 from ..io import atomic_write

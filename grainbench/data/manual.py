@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -33,10 +32,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+import tomllib
 
 from ..errors import DatasetError, InputFileError
 from ..io import IMAGE_SUFFIXES, TIFF_SUFFIXES, atomic_write, read_array, sha256_file
