@@ -588,7 +588,8 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
     paths = [done[m] for m in modes if m in done]
     preset_config = None
     if learns:
-        preset_config = fit_info.get("preset_config") or get_preset(spec.preset, **spec.overrides).to_dict()
+        preset_config = fit_info.get("preset_config") or get_preset(
+            spec.preset, task=data.get_dataset(spec.dataset).task, **spec.overrides).to_dict()
     for res in results:
         config = {**spec.identity(res["mode"]), "context": cls.context, "method_config": res["config"],
                   "trained_from": source, "first_prev": res["first_prev"],
@@ -673,7 +674,7 @@ def validate_run(models: list[str], dataset: str, *, preset: str, modes: tuple[s
         if cls.presets:
             if preset not in cls.presets:
                 raise RunError(f"method {name!r} has presets {cls.presets}, not {preset!r}")
-            get_preset(preset, **overrides)
+            get_preset(preset, task=entry.task, **overrides)
         args = {**{k: v for k, v in model_args.items() if accepts(cls, k)}, **channel_args(cls, name, entry, grey=grey)}
         try:
             create_model(name, **args)  # constructors check their arguments (e.g. width >= 1); nets build lazily

@@ -247,7 +247,8 @@ class TorchMethod(Method):
         crops drawn do not depend on it).
         """
         name = preset if isinstance(preset, str) else preset.name
-        p = get_preset(preset, **{**self.preset_defaults.get(name, {}), **overrides})
+        task = (getattr(train, "meta", None) or {}).get("task")
+        p = get_preset(preset, task=task, **{**self.preset_defaults.get(name, {}), **overrides})
         if p.width is not None and "width" in self._config and "width" not in self._explicit:
             self._config["width"] = p.width
         seed_everything(seed)
