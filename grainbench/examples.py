@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
-from skimage.morphology import skeletonize
+
+from .skeleton import skeletonize
 
 
 def voronoi_labels(shape: tuple[int, int], n_grains: int, *, seed: int = 0) -> np.ndarray:

@@ -359,8 +359,20 @@ class PostProcessor:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": dict(self.params)}
 
-    def __call__(self, prob: Any, protocol: Any) -> np.ndarray:
-        """(Z, H, W) bool boundary map of a (Z, H, W) or (H, W) probability under ``protocol``."""
+    def __call__(self, prob: Any, protocol: Any) -> np.ndarray | torch.Tensor:
+        """(Z, H, W) bool boundary map of a (Z, H, W) or (H, W) probability under ``protocol``.
+
+        The protocol's own pipeline keeps a CUDA tensor on its device (returns a tensor there);
+        every other path returns a numpy array.
+        """
+        if self.is_default and isinstance(prob, torch.Tensor) and prob.device.type != "cpu":
+            from .postprocess import thin_boundary
+
+            b = prob > protocol.threshold
+            b = b[None] if b.ndim == 2 else b
+            if protocol.closing_size > 1 or protocol.skeletonize:
+                b = thin_boundary(b, closing_size=protocol.closing_size, skeleton=protocol.skeletonize)
+            return b
         p = np.asarray(prob.cpu().numpy() if hasattr(prob, "cpu") else prob)
         if p.ndim == 2:
             p = p[None]

@@ -87,7 +87,7 @@ def prepare_prediction(pred: ArrayLike, protocol: Protocol, *, device: DeviceLik
     check_spatial(read.values, "pred")
     if read.kind == "probability":
         values = read.values
-        b = torch.from_numpy(post(values, protocol)).to(values.device)
+        b = torch.as_tensor(post(values, protocol), device=values.device)
         return b.to(resolve_device(device) if device is not None else b.device)
     b = read.values
     if b.ndim == 2:

@@ -56,7 +56,8 @@ def set_line_width(mask: np.ndarray, width: int) -> np.ndarray:
     square), so a straight horizontal or vertical line ends ``width`` pixels wide.
     """
     from scipy import ndimage as ndi
-    from skimage.morphology import skeletonize
+
+    from ..skeleton import skeletonize
 
     if width < 1:
         raise ValueError(f"line width must be >= 1, got {width}")
