@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing it
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._load import busy_core, load  # noqa: E402
 from grainbench.examples import flawed_prediction, labels_to_boundary, voronoi_labels  # noqa: E402
 from grainbench.metrics import adjusted_rand_index, variation_of_information  # noqa: E402
 from grainbench.scoring import score  # noqa: E402
@@ -137,13 +138,6 @@ def best_of(fn, repeat):
     return out, min(times)
 
 
-def load() -> str:
-    try:
-        return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "load average unavailable"
-
-
 def _sync(device):
     if str(device).startswith("cuda"):
         import torch
@@ -223,13 +217,8 @@ def main() -> None:
           f"in {time.perf_counter() - t0:.1f} s")
 
     quiet = compare(lp, lg, preds, gts, args.repeat, args.device)
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # keeps one core busy
-    try:
-        time.sleep(0.5)
+    with busy_core():
         busy = compare(lp, lg, preds, gts, args.repeat, args.device)
-    finally:
-        spinner.kill()
-        spinner.wait()
 
     wall, peak, workers = run_stack(args.stack, args.size, args.grains, args.device)
 

@@ -43,7 +43,7 @@ from .metrics.topology import betti_error, betti_from_grains, cldice_arrays
 from .postprocess import crop_border, thin_boundary
 from .postprocessors import PostProcessor, get_postprocessor
 from .protocol import METRIC_GROUPS, Protocol, get_protocol
-from .threads import map_threads, scoring_workers, torch_threads, use_workers
+from .threads import map_threads, opencv_threads, scoring_workers, torch_threads, use_workers
 
 
 @dataclass
@@ -284,7 +284,7 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
     protocol = get_protocol(protocol)
     post = get_postprocessor(post, **(post_params or {}))
     n_workers = scoring_workers(workers)
-    with torch_threads(1), use_workers(n_workers):
+    with torch_threads(1), opencv_threads(1 if n_workers > 1 else None), use_workers(n_workers):
         p = prepare_prediction(pred, protocol, device=device, post=post)
         g = prepare_ground_truth(gt, protocol, device=p.device)
     check_same_shape(p, g)
@@ -308,7 +308,7 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
         return {"slice": slice_ids[z], **row}
 
     # Slices in parallel on the CPU; one stream of work on a GPU, whose kernels queue anyway.
-    with torch_threads(1):
+    with torch_threads(1), opencv_threads(1 if n_workers > 1 else None):
         rows = map_threads(one, range(p.shape[0]), n_workers if p.device.type == "cpu" else 1)
     table = pd.DataFrame(rows)
     aggregate = {k: float(table[k].mean()) for k in table.columns if k != "slice"}

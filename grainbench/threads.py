@@ -20,8 +20,10 @@ In order of precedence (first wins):
 
 Scoring (:func:`grainbench.scoring.score`) works differently: it scores
 slices in parallel on :func:`scoring_workers` threads (every core this
-process may use, by default) and runs torch at one intra-op thread for its
-duration (:func:`torch_threads`). Its work (OpenCV, scikit-image's
+process may use, by default) and runs torch and OpenCV at one thread each
+for its duration (:func:`torch_threads`, :func:`opencv_threads`: the
+parallelism is across slices, so a library's own pool would only
+oversubscribe the cores). Its work (OpenCV, scikit-image's
 skeleton, torch and large numpy operations) releases the GIL, and none of
 it spin-waits the way torch's OpenMP threads do, so a busy neighbour costs
 scoring its share of the cores and no more: with one of two cores taken,
@@ -195,6 +197,20 @@ def torch_threads(n: int) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+@contextmanager
+def opencv_threads(n: int | None) -> Iterator[None]:
+    """Run OpenCV's parallel loops on ``n`` threads inside the block (None: as they are), then restore."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    if n is not None:
+        cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def map_threads(fn: Callable[[Any], T], items: Iterable[Any], workers: int) -> list[T]:
