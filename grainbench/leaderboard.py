@@ -87,7 +87,9 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
     Model arguments, a post-processor other than the protocol's and preset
     overrides become part of the model and preset labels (``unet (width=8)``,
     ``unet +ws``, ``quick [epochs=2]``), so differently configured runs never
-    share a row; rows with another post-processor are ranked in the same table. When a run was repeated (same model,
+    share a row; rows with another post-processor are ranked in the same table. Settings a ``grainbench
+    tune`` study chose (``config.settings_from``) name the study in the model label (``unet tuned:STUDY``)
+    instead of the preset label, so tuned and untuned rows of one preset share a table. When a run was repeated (same model,
     configuration, mode and seed) only its newest record counts.
     """
     rows = []
@@ -103,12 +105,19 @@ def collect(records: list[tuple[Path, dict]]) -> pd.DataFrame:
             model += f" ft:{parent}"
         if cfg.get("weights"):  # predicted with published weights, not trained here
             model += f" [weights {cfg['weights']['sha256'][:8]}]"
+        overrides = dict(cfg.get("preset_overrides") or {})
+        settings = cfg.get("settings_from") or {}
+        study = (settings.get("source") or {}).get("study")
+        if study:  # the settings a tuning study chose: named by the study, listed on the record's page
+            model += f" tuned:{study}"
+            chosen = settings.get("set") or {}
+            overrides = {k: v for k, v in overrides.items() if k not in chosen or chosen[k] != v}
         label = post_label(cfg.get("post"), cfg.get("post_params"))
         if label:
             model += f" {label}"
         preset = cfg.get("preset") or ("submission" if rec["kind"] == "submission" else "-")
-        if cfg.get("preset_overrides"):
-            preset += f" [{assignments(cfg['preset_overrides'])}]"
+        if overrides:
+            preset += f" [{assignments(overrides)}]"
         rows.append({
             "dataset": cfg["dataset"],
             "split": cfg.get("split") or "test",
@@ -198,7 +207,9 @@ def _display(table: pd.DataFrame, task: str, out_dir: Path, *, ranked: bool,
                      "mode": row["mode"], "seeds": str(row["seeds"]),
                      **{c: format_cell(row[c], row[f"{c}_std"], row["seeds"]) for c in cols},
                      "flag": "; ".join(flags), "records": links, "figures": pictures})
-    columns = ["#", "method", "mode", "seeds", *cols, "flag", "records", "figures"]
+    # no row with a figure (e.g. phase runs, which draw no overlay): no empty column
+    columns = ["#", "method", "mode", "seeds", *cols, "flag", "records",
+               *(["figures"] if any(r["figures"] for r in rows) else [])]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -238,7 +249,9 @@ def dataset_blocks(dataset: str, runs: pd.DataFrame, reported: pd.DataFrame, out
     blocks: list[Block] = [
         Heading(1, ("Leaderboard: ", Val(dataset))),
         Para(("Built by `grainbench leaderboard build` from the run records only; do not edit by hand.\n"
-              "Mean ± sample standard deviation over seeds. VI = split + merge (bits, lower is better).",))]
+              "Mean ± sample standard deviation over seeds."
+              + ("" if not runs.empty and (runs["task"] == "phase").all()
+                 else " VI = split + merge (bits, lower is better)."),))]
     if runs.empty:
         blocks.append(Para(("No reproduced runs yet.",)))
     # Scored splits never share a table: a val row is not ranked beside test rows.

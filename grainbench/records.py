@@ -132,6 +132,9 @@ class RecordConfig(BaseModel):
                                   "labels (None: the dataset's own labels)")
     tune: TuneInfo | None = Field(
         default=None, description="the grainbench tune study and trial this run was (None: not a tuning trial)")
+    settings_from: dict[str, Any] | None = Field(
+        default=None, description="the settings file of `grainbench run --config` (its name, its set and "
+                                  "model_arg tables, its [source], e.g. the tune study; None: no file)")
 
 
 class ProtocolInfo(BaseModel):

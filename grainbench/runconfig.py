@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, InputFileError
 from .io import atomic_write
-
-import tomllib
 
 #: The tables of a settings file.
 TABLES = ("set", "model_arg", "source")
@@ -115,6 +114,16 @@ def load_run_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     check_preset_values(overrides, path)
     check_model_args(model_args, path)
     return overrides, model_args
+
+
+def run_config_settings(path: str | Path) -> dict[str, Any]:
+    """What a run records of its ``--config`` file: the file's name, its ``set`` and ``model_arg``
+    tables and its ``[source]`` (e.g. the ``grainbench tune`` study and trial), for ``config.settings_from``."""
+    path = Path(path)
+    overrides, model_args = load_run_config(path)
+    source = read_table_file(path).get("source", {})
+    return {"file": path.name, "set": overrides, "model_arg": model_args,
+            "source": source if isinstance(source, dict) else {}}
 
 
 def _toml_value(value: Any, path: Path, key: str) -> str:

@@ -160,6 +160,9 @@ class RunSpec:
         instead of their ground truth (:mod:`grainbench.pseudo`).
     tune : dict, optional
         ``{"study": NAME, "trial": ID}`` of a ``grainbench tune`` trial.
+    settings_from : dict, optional
+        The ``--config`` file the settings came from
+        (:func:`grainbench.runconfig.run_config_settings`); recorded, not part of the identity.
     """
 
     model: str
@@ -178,6 +181,7 @@ class RunSpec:
     pseudo_labels: InitFrom | None = None
     tune: dict[str, str] | None = None
     weights: Any = None  # grainbench.weights.ExternalWeights: predict with these, no training
+    settings_from: dict[str, Any] | None = None
 
     def identity(self, mode: str | None) -> dict[str, Any]:
         """The config fields that make a record belong to this run (and mode)."""
@@ -594,7 +598,7 @@ def run_one(spec: RunSpec, *, records_dir: Path, work_root: Path, device: str | 
         config = {**spec.identity(res["mode"]), "context": cls.context, "method_config": res["config"],
                   "trained_from": source, "first_prev": res["first_prev"],
                   "train_split": ((spec.weights.card.get("train_split") or TRAIN) if spec.weights else TRAIN)
-                  if learns else None, "preset_config": preset_config,
+                  if learns else None, "preset_config": preset_config, "settings_from": spec.settings_from,
                   # which split's loss chose the kept weights (never the scored one)
                   "selected_on": _selected_on(fit_info) if learns else None}
         overlay = overlay_of.get(res["mode"])
@@ -717,7 +721,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
              init_from: str | Path | InitFrom | None = None, metrics: str = "standard",
              post: str | None = None, post_params: dict[str, Any] | None = None,
              grey: bool = False, pseudo_labels: str | Path | InitFrom | None = None,
-             tune: dict[str, str] | None = None, executor: Any = "local", weights: Any = None) -> list[RunOutcome]:
+             tune: dict[str, str] | None = None, executor: Any = "local", weights: Any = None,
+             settings_from: dict[str, Any] | None = None) -> list[RunOutcome]:
     """Every (model, seed) of one dataset, in order; the dataset is loaded once.
 
     ``protocol`` defaults to the dataset's protocol in the registry; ``split``
@@ -728,7 +733,8 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
     ``grey`` reduces a colour dataset to one channel for every method.
     ``pseudo_labels`` (named like ``init_from``) trains every run on that run's
     predictions over the training images (:mod:`grainbench.pseudo`); ``tune``
-    tags the runs as a trial of a ``grainbench tune`` study.
+    tags the runs as a trial of a ``grainbench tune`` study; ``settings_from``
+    (:func:`grainbench.runconfig.run_config_settings`) records the settings file they came from.
     ``executor`` (``"local"``, ``"ray"`` or a :class:`grainbench.executors.RayExecutor`)
     says where the runs go (:func:`grainbench.executors.execute`): in this
     process, or one Ray task each, gathered as they finish (failed runs then
@@ -777,7 +783,7 @@ def run_many(models: list[str], dataset: str, seeds: list[int], *, preset: str =
                            modes=modes, model_args=args, overrides=dict(overrides or {}), split=split,
                            init_from=init_from, grey=grey, post=chosen.name, post_params=chosen.params,
                            pseudo_labels=pseudo_labels, tune=dict(tune) if tune else None,
-                           weights=weights)
+                           weights=weights, settings_from=settings_from)
             specs.append(spec)
     context = RunContext(Path(records_dir), Path(work_root), device, figures_dir, progress, max_epochs, tolerant,
                          force, metrics)

@@ -152,6 +152,25 @@ def test_run_config_settings_reach_the_run_and_the_command_line_wins(work, monke
     assert seen["overrides"] == {"lr": 1e-3, "epochs": 2} and seen["model_args"] == {"width": 4, "margin": 16}
 
 
+def test_a_run_from_a_study_file_records_it_and_shares_the_untuned_table(work):
+    from grainbench.leaderboard import build_leaderboards
+
+    tiny = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    base = ["run", "--model", "unet", "--dataset", "synthetic", "--model-arg", "width=4", *tiny, "--no-leaderboard"]
+    cfg = write_run_config(work / "best.toml", {"epochs": 1, "lr": 1.5e-3}, {}, {"study": "s1", "trial": "t0"})
+    assert main(base) == 0
+    assert main([*base, "--config", str(cfg)]) == 0
+    records = {json.loads(p.read_text())["config"].get("settings_from") is not None: json.loads(p.read_text())
+               for p in (work / "runs" / "records" / "synthetic").glob("*.json")}
+    settings = records[True]["config"]["settings_from"]
+    assert settings == {"file": "best.toml", "set": {"epochs": 1, "lr": 1.5e-3}, "model_arg": {},
+                        "source": {"study": "s1", "trial": "t0"}}
+    build_leaderboards(work / "runs" / "records", work / "lb", ["synthetic"], with_figures=False)
+    page = (work / "lb" / "synthetic.md").read_text()
+    # one table for both (the study's choices are not preset overrides), the tuned row named by its study
+    assert page.count("## Reproduced:") == 1 and "unet (width=4) tuned:s1 |" in page, page
+
+
 # --------------------------------------------------------------------------- no Ray outside tune
 
 def test_importing_grainbench_and_running_do_not_import_ray(work):

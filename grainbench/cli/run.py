@@ -22,7 +22,7 @@ from ..postprocessors import list_postprocessors
 from ..errors import ConfigError
 from ..executors import EXECUTORS, make_executor
 from ..records import require_clean_tree
-from ..runconfig import load_run_config
+from ..runconfig import run_config_settings
 from ..runner import RunError, run_many, summary_table
 from ._console import console, err_console
 from ._outputs import add_publish_argument, resolve_outputs
@@ -173,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
                              gpus_per_run=args.gpus_per_run)
     figures = None if args.no_leaderboard else args.leaderboards / "figures"
-    overrides, model_args = load_run_config(args.config) if args.config else ({}, {})
+    settings_from = run_config_settings(args.config) if args.config else None
+    overrides = dict(settings_from["set"]) if settings_from else {}
+    model_args = dict(settings_from["model_arg"]) if settings_from else {}
     overrides.update(parse_assignments(args.overrides, "--set", error=RunError))
     model_args.update(parse_assignments(args.model_arg, "--model-arg", error=RunError))
     outcomes = run_many(
@@ -184,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         device=device, figures_dir=figures, max_epochs=args.max_epochs, tolerant=args.tolerant, force=args.force,
         metrics=args.metrics, split=args.split, init_from=args.init_from, grey=args.grey,
         post=args.post, post_params=parse_assignments(args.post_param, "--post-param", error=ConfigError),
-        executor=executor, weights=weights, log=lambda msg: err_console.print(escape(msg), highlight=False))
+        executor=executor, weights=weights, settings_from=settings_from, log=lambda msg: err_console.print(escape(msg), highlight=False))
     for o in outcomes:
         for path in o.records:
             console.print(f"record ({o.status}): {escape(str(path))}", highlight=False)

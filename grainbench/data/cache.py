@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import tomllib
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
-
-import tomllib
 
 from ..errors import DatasetError
 from ..io import atomic_write

@@ -26,13 +26,12 @@ import os
 import re
 import shutil
 import tempfile
+import tomllib
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
-
-import tomllib
 
 from ..errors import DatasetError, InputFileError
 from ..io import IMAGE_SUFFIXES, TIFF_SUFFIXES, atomic_write, read_array, sha256_file

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import difflib
 import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
-
-import tomllib
 
 from ..errors import DatasetError
 from .cache import local_registry_path, read_locks
