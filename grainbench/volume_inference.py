@@ -220,3 +220,28 @@ def predict_method_to_store(method: Any, source: Any, out: str | os.PathLike, **
     return predict_to_store(method.forward_prob, source, out,
                             prepare=lambda raw: method.make_input(unit_scale(raw)).transpose(1, 0, 2, 3),
                             **settings)
+
+
+def predict_volume(method: Any, source: Any, out: str | os.PathLike, *, dtype: str = "float32",
+                   progress: bool = False, **kw: Any) -> dict[str, float]:
+    """A fitted method's probability over a (Z, H, W) stack, disk to disk (:func:`predict_to_store`).
+
+    3D methods (context ``"3d"``) run on their sub-volume tiles
+    (:func:`predict_method_to_store`); 2D methods (context ``"2d"``) on one
+    slice per tile, with their own tiles and margins. Methods that need the
+    previous slice's boundary or neighbouring slices (``"2d+prev"``,
+    ``"2.5d"``) are refused. ``kw`` overrides the tile settings.
+    """
+    context = getattr(method, "context", None)
+    if context == "3d":
+        return predict_method_to_store(method, source, out, dtype=dtype, progress=progress, **kw)
+    if context != "2d":
+        raise ValueError(f"{getattr(method, 'name', method)!r} (context {context!r}) needs more than one "
+                         "slice's image; volume prediction takes 2d and 3d methods")
+    method.net.eval()
+    settings = {"tile": method.tile, "margin": method.margin, "tile_depth": 1, "margin_depth": 0,
+                "batch_size": method.batch_size, "device": method.device}
+    settings.update(kw)
+    return predict_to_store(lambda t: method.forward_prob(t[:, :, 0])[:, None], source, out,
+                            prepare=lambda raw: method.make_input(unit_scale(raw)).transpose(1, 0, 2, 3),
+                            dtype=dtype, progress=progress, **settings)

@@ -279,6 +279,25 @@ def apply_weights(method: Any, weights: ExternalWeights, name: str) -> Any:
     return method
 
 
+def method_from_weights(weights: ExternalWeights, *, device: str | None = None) -> Any:
+    """The method of a weights file, built from its card (constructor arguments, input channels) and loaded.
+
+    For prediction outside a benchmark run (:func:`grainbench.volume_inference.predict_volume`).
+    """
+    from .methods import create_model
+
+    card = weights.card
+    args = {**(card.get("constructor_args") or {}), "in_channels": int(card["in_channels"])}
+    if device is not None:
+        args["device"] = device
+    try:
+        method = create_model(card["method"], **args)
+    except TypeError as exc:
+        raise WeightsError(f"{weights.source}: method {card['method']!r} does not take the card's arguments "
+                           f"{assignments(args)} ({_first_line(exc)})") from None
+    return apply_weights(method, weights, card["method"])
+
+
 def _adopt_settings(method: Any, card: dict[str, Any], where: str) -> None:
     """Give ``method`` the network settings the weights were trained with (e.g. the width a preset chose),
     where the run left them unset (None); a setting the run chose differently is a :class:`WeightsError`.
@@ -321,5 +340,5 @@ def run_defaults(card: dict[str, Any]) -> dict[str, Any]:
             "seed": card.get("seed") if card.get("seed") is not None else 0}
 
 
-__all__ = ["CARD_FORMAT", "ExternalWeights", "WeightsError", "apply_weights", "export_weights", "parse_weights_ref",
-           "read_card", "resolve_weights", "run_defaults"]
+__all__ = ["CARD_FORMAT", "ExternalWeights", "WeightsError", "apply_weights", "export_weights", "method_from_weights",
+           "parse_weights_ref", "read_card", "resolve_weights", "run_defaults"]

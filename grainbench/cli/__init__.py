@@ -23,7 +23,8 @@ from ._console import err_console
 
 THREADS_HELP = ("CPU threads for torch (default: the free cores, from the core count and the 1-minute load "
                 "average; or GRAINBENCH_THREADS; an explicit OMP_NUM_THREADS is respected)")
-SUBCOMMANDS = ("run", "score", "data", "leaderboard", "check", "submit", "models", "track", "schema", "tune", "export")
+SUBCOMMANDS = ("run", "score", "data", "leaderboard", "check", "submit", "models", "track", "schema", "tune", "export",
+               "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
