@@ -62,6 +62,17 @@ def test_track_ground_truth_boundaries_writes_record_table_and_picture(env, caps
     assert "vi_merge" in out and "record:" in out
 
 
+def test_a_tracker_argument_gets_its_own_figure(env):
+    _, tmp_path = env
+    folder = tmp_path / "lb" / "figures" / "synthetic"
+    assert main(_args(tmp_path, "--tracker", "max_overlap")) == 0
+    default = folder / "tracking-max_overlap-ground-truth-test.png"
+    before = default.read_bytes()
+    assert main(_args(tmp_path, "--tracker", "max_overlap", "--tracker-arg", "one_to_one=false")) == 0
+    assert default.read_bytes() == before  # not overwritten by the other setting
+    assert len(list(folder.glob("tracking-max_overlap-*-ground-truth-test.png"))) == 1
+
+
 def test_tracking_table_leaves_out_older_protocols_and_other_data(env):
     volume, tmp_path = env
     assert main(_args(tmp_path, "--tracker", "max_overlap")) == 0

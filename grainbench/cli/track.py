@@ -134,10 +134,15 @@ def run(args: argparse.Namespace) -> int:
         for p in build_tracking_leaderboard(args.records, args.leaderboards, args.dataset):
             console.print(f"leaderboard: {escape(str(p))}", highlight=False)
     if not args.no_figure:
+        from ..runner import config_tag
+
+        # the tracker's arguments are part of the name: another setting never overwrites a figure
+        tracker = config_tag(path_component(args.tracker, "tracker"), tracker_args)
         figure = args.figure or (args.leaderboards / "figures" / path_component(args.dataset, "dataset")
-                                 / f"tracking-{path_component(args.tracker, 'tracker')}-{safe_name(source)}-"
-                                   f"{path_component(args.split, 'split')}.png")
-        title = (f"{args.dataset}/{args.split}: {args.tracker} on {source} boundaries — "
+                                 / f"tracking-{tracker}-{safe_name(source)}-{path_component(args.split, 'split')}.png")
+        shown = args.tracker + (f" ({', '.join(f'{k}={v}' for k, v in sorted(tracker_args.items()))})"
+                                if tracker_args else "")
+        title = (f"{args.dataset}/{args.split}: {shown} on {source} boundaries — "
                  f"3D VI {scores['vi']:.4f}, ARI {scores['ari']:.4f}")
         picture = save_orthoslices({"reconstruction": labels, "ground truth": outcome.ground_truth}, figure,
                                    title=title, reference="ground truth")
