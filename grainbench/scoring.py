@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -25,10 +26,18 @@ from .contract import interpret
 from .metrics.boundary import BoundaryDistances, boundary_distances, mask_boundary
 from .metrics.contingency import contingency_table
 from .metrics.delineation import ccq_from_distances, fom_from_distances
-from .metrics.distance import nearest_distances
-from .metrics.grains import grain_table, grain_size_agreement, statistics_from_properties
+from .metrics.distance import nearest_distances, slice_distances
+from .metrics.grains import (
+    chord_agreement,
+    grain_moments,
+    grain_size_agreement,
+    grain_table,
+    statistics_from_properties,
+)
+from .metrics.intercept import rows_columns_lengths
 from .metrics.information import vi_from_table
 from .metrics.instance import dsb_score_from_table
+from .metrics.pixels import mask_pixels, transposed
 from .metrics.overlap import (
     class_ious_from_counts,
     dice,
@@ -137,8 +146,13 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
     table = contingency_table(pred_labels, gt_labels)  # VI, ARI, RI, grain counts
     split, merge = vi_from_table(table)
     h, w = pred.shape
-    dist = BoundaryDistances(pred_to_gt=nearest_distances(gt, pred), gt_to_pred=nearest_distances(pred, gt),
-                             diagonal=math.hypot(h, w))
+    cpu = pred.device.type == "cpu"
+    if cpu:  # the boundary pixels, listed once per map for the distances, the chords and the grain moments
+        pred_px, gt_px = mask_pixels(pred.numpy()), mask_pixels(gt.numpy())
+        to_gt, to_pred = slice_distances(gt, gt_px, pred_px), slice_distances(pred, pred_px, gt_px)
+    else:
+        to_gt, to_pred = nearest_distances(gt, pred), nearest_distances(pred, gt)
+    dist = BoundaryDistances(pred_to_gt=to_gt, gt_to_pred=to_pred, diagonal=math.hypot(h, w))
     precision, recall, bf1 = dist.f1(protocol.bf1_tolerance)
     counts = pixel_counts(pred, gt)
     if protocol.map_frame:
@@ -161,7 +175,12 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
     }
     n_pred, n_gt = _label_count(table.rows), _label_count(table.cols)
     pred_cpu, gt_cpu = pred.cpu(), gt.cpu()
-    row.update(grain_size_agreement(pred_cpu, gt_cpu, pattern=protocol.intercept_pattern))
+    if cpu and protocol.intercept_pattern == "rows-columns":
+        chords = [np.concatenate(rows_columns_lengths(px, mask_pixels(transposed(b.numpy()))))
+                  for px, b in ((pred_px, pred), (gt_px, gt))]
+        row.update(chord_agreement(*chords, max(h, w)))
+    else:
+        row.update(grain_size_agreement(pred_cpu, gt_cpu, pattern=protocol.intercept_pattern))
     row["grain_count_ratio"] = n_pred / n_gt if n_gt else math.nan
     if extended:
         _, fp, fn, tn = counts
@@ -186,8 +205,10 @@ def _score_boundary_slice(pred: torch.Tensor, gt: torch.Tensor, protocol: Protoc
         else:
             b0, b1 = betti_error(pb, gb)
         row.update({"betti0_error": float(b0), "betti1_error": float(b1), "cldice": cldice_arrays(pb, gb)})
-        row.update(statistics_from_properties(grain_table(pl, min_diameter=protocol.min_grain_diameter),
-                                              grain_table(gl, min_diameter=protocol.min_grain_diameter)))
+        # on the CPU the grain moments come from the boundary pixels' row runs (grain_moments)
+        pm, gm = (grain_moments(pl, pred_px), grain_moments(gl, gt_px)) if cpu else (None, None)
+        row.update(statistics_from_properties(grain_table(pl, min_diameter=protocol.min_grain_diameter, moments=pm),
+                                              grain_table(gl, min_diameter=protocol.min_grain_diameter, moments=gm)))
     return row
 
 

@@ -20,8 +20,10 @@ from sklearn.metrics import adjusted_rand_score, rand_score
 
 from grainbench.components import grains_from_boundary, label_components, label_components_torch
 from grainbench.examples import example_pair, labels_to_boundary, voronoi_labels
-from grainbench.metrics.grains import label_moments
-from grainbench.metrics.intercept import intercept_lengths
+from grainbench.metrics.distance import nearest_distances, slice_distances
+from grainbench.metrics.grains import grain_moments, label_moments
+from grainbench.metrics.intercept import intercept_lengths, pixel_chords, rows_columns_lengths
+from grainbench.metrics.pixels import mask_pixels, transposed
 from grainbench.metrics.topology import betti_from_grains
 from grainbench.postprocess import close_boundary
 from grainbench.protocol import get_protocol
@@ -234,3 +236,65 @@ def test_cuda_labels_equal_cpu_labels():
     cpu = grains_from_boundary(boundary).numpy()
     cuda = grains_from_boundary(torch.from_numpy(boundary).cuda()).cpu().numpy()
     np.testing.assert_array_equal(cuda, cpu)
+
+
+def test_mask_pixels_and_transposed_equal_numpy():
+    rng = np.random.default_rng(11)
+    for shape in [(0, 5), (1, 1), (17, 23), (40, 9)]:
+        for fill in (0.0, 0.07, 0.6, 1.0):
+            b = rng.random(shape) < fill
+            for view in (b, b[::2], b[:, ::3], b.T):
+                rows, cols = mask_pixels(view)
+                ref = np.nonzero(view)
+                assert rows.dtype == ref[0].dtype == cols.dtype
+                np.testing.assert_array_equal(rows, ref[0])
+                np.testing.assert_array_equal(cols, ref[1])
+                t = transposed(view)
+                assert t.dtype == bool and t.flags.c_contiguous
+                np.testing.assert_array_equal(t, view.T)
+
+
+def test_grain_moments_equal_label_moments():
+    rng = np.random.default_rng(12)
+    for _ in range(60):
+        h, w = rng.integers(1, 40, 2)
+        b = rng.random((h, w)) < rng.choice([0.0, 0.05, 0.3, 0.7, 1.0])
+        for connectivity in (1, 2):
+            lab = label_components(~b, connectivity=connectivity).numpy().astype(np.int32)
+            got, ref = grain_moments(lab, mask_pixels(b)), label_moments(lab)
+            for x, y in zip(got, ref):
+                assert x.dtype == np.float64 and x[0] == 0
+                np.testing.assert_array_equal(x[1:], y[1:])
+
+
+def test_pixel_chords_and_rows_columns_lengths_equal_a_scan():
+    rng = np.random.default_rng(13)
+    for _ in range(40):
+        b = rng.random(tuple(rng.integers(1, 30, 2))) < rng.choice([0.05, 0.3, 0.8])
+        for view, rows_first in ((b, True), (b.T, False)):
+            ref = []  # chords by a scan of every row: runs of grain between two boundary pixels, > 2 px
+            for i, line in enumerate(view):
+                on = np.flatnonzero(line)
+                ref += [(i, a + 1, z) for a, z in zip(on[:-1], on[1:]) if z - a - 1 > 2]
+            got = pixel_chords(*mask_pixels(view))
+            assert [tuple(map(int, t)) for t in zip(*got)] == ref
+        rows, cols = rows_columns_lengths(mask_pixels(b), mask_pixels(transposed(b)))
+        np.testing.assert_array_equal(np.concatenate([rows, cols]), intercept_lengths(b, "rows-columns"))
+
+
+def test_slice_distances_equal_distance_transforms():
+    rng = np.random.default_rng(14)
+    for fill_t, fill_q in ((0.002, 0.05), (0.05, 0.05), (0.0, 0.1), (0.3, 0.0)):
+        t = rng.random((70, 90)) < fill_t
+        q = rng.random((70, 90)) < fill_q
+        got = slice_distances(torch.from_numpy(t), mask_pixels(t), mask_pixels(q), radius=4)
+        if t.any():  # the nearest pixel from scipy's feature transform, its distance correctly rounded
+            rows, cols = ndi.distance_transform_edt(~t, return_distances=False, return_indices=True)
+            rr, cc = np.nonzero(q)
+            ref = np.sqrt((rows[q] - rr) ** 2 + (cols[q] - cc) ** 2.0)
+        else:
+            ref = np.full(q.sum(), np.inf)
+        # (the ring table's torch square roots can be one ulp from numpy's: equal to 1e-15 here, exactly below)
+        np.testing.assert_allclose(got.numpy(), ref, rtol=0, atol=1e-15)
+        np.testing.assert_array_equal(got.numpy(), nearest_distances(torch.from_numpy(t), torch.from_numpy(q),
+                                                                     radius=4).numpy())

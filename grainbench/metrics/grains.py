@@ -44,8 +44,7 @@ def label_moments(labels: np.ndarray) -> tuple[np.ndarray, ...]:
     Returns float64 arrays indexed by label (0 included, up to the largest
     label): ``area, sum_r, sum_c, sum_rr, sum_cc, sum_rc``. Each row is cut
     into runs of one label and every run contributes its sums in closed
-    form (arithmetic series), in int64; the totals are integers below 2**53,
-    so they are exact and equal to per-pixel accumulation in any order.
+    form (:func:`_run_moments`).
     """
     lab = np.ascontiguousarray(labels)
     h, w = lab.shape
@@ -56,8 +55,44 @@ def label_moments(labels: np.ndarray) -> tuple[np.ndarray, ...]:
     start[::w] = True
     first = np.flatnonzero(start)
     length = np.diff(np.append(first, flat.size))
-    label = flat[first]
     row, c0 = np.divmod(first, w)
+    return _run_moments(row, c0, length, flat[first])
+
+
+def grain_moments(labels: np.ndarray, boundary_pixels: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """:func:`label_moments` of the grain labels of a boundary map, from its boundary pixels; label 0 left empty.
+
+    ``labels`` are the connected components of the non-boundary pixels (any
+    connectivity: two grain pixels side by side in a row are connected), so
+    along a row every run between two boundary pixels, or between a boundary
+    pixel and the row's end, is one grain. ``boundary_pixels`` (rows, cols in
+    row-major order, :func:`~grainbench.metrics.pixels.mask_pixels`) give
+    those runs without a pass over every pixel. Boundary pixels (label 0)
+    are not counted: every entry of label 0 is 0.
+    """
+    h, w = labels.shape
+    rows, cols = boundary_pixels
+    new_row = np.ones(rows.size + 1, bool)  # new_row[i]: pixel i starts its row's list; [-1]: past the end
+    np.not_equal(rows[1:], rows[:-1], out=new_row[1:-1])
+    heads, tails = new_row[:-1], new_row[1:]
+    between = ~tails[:-1] & (cols[1:] - cols[:-1] > 1)
+    bare = np.flatnonzero(np.bincount(rows, minlength=h) == 0)  # rows without boundary: one run each
+    lead, trail = heads & (cols > 0), tails & (cols < w - 1)
+    row = np.concatenate([rows[:-1][between], rows[lead], rows[trail], bare])
+    c0 = np.concatenate([cols[:-1][between] + 1, np.zeros(np.count_nonzero(lead), np.int64), cols[trail] + 1,
+                         np.zeros(bare.size, np.int64)])
+    c1 = np.concatenate([cols[1:][between], cols[lead], np.full(np.count_nonzero(trail), w), np.full(bare.size, w)])
+    return _run_moments(row, c0, c1 - c0, np.asarray(labels)[row, c0])
+
+
+def _run_moments(row: np.ndarray, c0: np.ndarray, length: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-label ``area, sum_r, sum_c, sum_rr, sum_cc, sum_rc`` (float64) of horizontal runs of pixels.
+
+    A run is ``length`` pixels of one ``label`` from column ``c0`` of ``row``;
+    its sums are arithmetic series, in int64. The totals are integers below
+    2**53, so they are exact and equal to per-pixel accumulation in any order
+    (of pixels or of runs).
+    """
     c1 = c0 + length - 1
 
     def squares(x: np.ndarray) -> np.ndarray:  # 0^2 + ... + x^2
@@ -66,12 +101,18 @@ def label_moments(labels: np.ndarray) -> tuple[np.ndarray, ...]:
     sum_c = (c0 + c1) * length // 2
     n = int(label.max()) + 1 if label.size else 1
     sums = [length, row * length, sum_c, row * row * length, squares(c1) - squares(c0 - 1), row * sum_c]
-    return tuple(np.bincount(label, weights=x.astype(np.float64), minlength=n) for x in sums)
+    # (no runs at all: numpy's bincount of nothing is int64 even with weights)
+    return tuple(np.bincount(label, weights=x.astype(np.float64), minlength=n).astype(np.float64, copy=False)
+                 for x in sums)
 
 
-def grain_table(lab: np.ndarray, *, min_diameter: float = 0.0) -> pd.DataFrame:
-    """:func:`grain_properties` of a validated 2D integer label array."""
-    area, s_r, s_c, s_rr, s_cc, s_rc = (x[1:] for x in label_moments(lab))
+def grain_table(lab: np.ndarray, *, min_diameter: float = 0.0,
+                moments: tuple[np.ndarray, ...] | None = None) -> pd.DataFrame:
+    """:func:`grain_properties` of a validated 2D integer label array.
+
+    ``moments``: its :func:`label_moments` (or :func:`grain_moments`) if known; label 0 is not used.
+    """
+    area, s_r, s_c, s_rr, s_cc, s_rc = (x[1:] for x in (label_moments(lab) if moments is None else moments))
     present = area > 0
     area_p = area[present]
     mr, mc = s_r[present] / area_p, s_c[present] / area_p
@@ -169,10 +210,16 @@ def grain_size_agreement(pred_boundary: ArrayLike, gt_boundary: ArrayLike, *, pa
     """
     pred_chords = intercept_lengths(pred_boundary, pattern)
     gt_chords = intercept_lengths(gt_boundary, pattern)
+    return chord_agreement(pred_chords, gt_chords, max(np.shape(pred_boundary)[-2:]), bins=bins)
+
+
+def chord_agreement(pred_chords: np.ndarray, gt_chords: np.ndarray, longer_side: int, *,
+                    bins: int = 32) -> dict[str, float]:
+    """:func:`grain_size_agreement` from the two maps' chord lengths; ``longer_side``: the image's (pixels)."""
     if gt_chords.size == 0:
         g_error = math.nan
     else:
-        l_pred = float(pred_chords.mean()) if pred_chords.size else float(max(np.shape(pred_boundary)[-2:]))
+        l_pred = float(pred_chords.mean()) if pred_chords.size else float(longer_side)
         g_error = abs(grain_size_difference(l_pred, float(gt_chords.mean())))
     return {"astm_g_error": g_error,
             "intercept_js": distribution_distance(pred_chords, gt_chords, bins=bins)}

@@ -51,6 +51,7 @@ from skimage.draw import circle_perimeter, line
 from skimage.transform import rotate
 
 from .._backend import ArrayLike, as_mask
+from .pixels import mask_pixels, transposed
 
 #: Chords of this many pixels or fewer are dropped (NIST's rule).
 MIN_CHORD = 2
@@ -63,29 +64,30 @@ LINE_GRID_STEP = 60
 E112_CIRCLES = (0.7958, 0.5305, 0.2653)
 
 
+def pixel_chords(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chords (row, first pixel, end pixel) of the rows of a boundary map, from its boundary pixels.
+
+    ``rows, cols``: the boundary pixels in row-major order (:func:`numpy.nonzero`'s,
+    :func:`~grainbench.metrics.pixels.mask_pixels`). A chord lies between two
+    consecutive boundary pixels of one row, so listing the boundary pixels (a
+    few percent of the image) finds every chord without a pass over every pixel.
+    ``end`` is the index of the boundary pixel that closes the chord, so the
+    chord has ``end - first`` pixels.
+    """
+    keep = (rows[1:] == rows[:-1]) & (cols[1:] - cols[:-1] - 1 > MIN_CHORD)
+    return rows[:-1][keep], cols[:-1][keep] + 1, cols[1:][keep]
+
+
 def _chord_bounds(boundary_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Chords of every row of a 2D bool array (paths of equal length): (row, first pixel, end pixel).
 
-    ``end`` is the index of the boundary pixel that closes the chord, so the
-    chord has ``end - first`` pixels. Runs not closed by a boundary pixel on
-    both sides are not chords.
+    Runs not closed by a boundary pixel on both sides are not chords (see :func:`pixel_chords`).
     """
     b = np.asarray(boundary_rows, dtype=bool)
     if b.ndim != 2 or b.shape[1] < 2:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    step = np.diff(np.ascontiguousarray(b).view(np.int8), axis=1)
-    # boundary -> grain at i (-1): a chord may start at i+1; grain -> boundary at i (+1): a run ends at
-    # i+1. Transitions alternate along a row, so a chord is a -1 directly followed by a +1 in the same row.
-    rows, cols = np.nonzero(step)
-    kind = step[rows, cols]
-    pair = (kind[:-1] == -1) & (kind[1:] == 1) & (rows[:-1] == rows[1:])
-    at = np.nonzero(pair)[0]
-    row = rows[at]
-    first = cols[at] + 1
-    end = cols[at + 1] + 1
-    keep = (end - first) > MIN_CHORD
-    return row[keep], first[keep], end[keep]
+    return pixel_chords(*mask_pixels(b))
 
 
 def _path_chords(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,9 +158,20 @@ def _line_grid_lengths(b: np.ndarray, angles: Sequence[float], step: int) -> lis
 
 
 def _rows_columns_lengths(b: np.ndarray) -> list[np.ndarray]:
+    return rows_columns_lengths(mask_pixels(b), mask_pixels(transposed(b)))
+
+
+def rows_columns_lengths(row_pixels: tuple[np.ndarray, np.ndarray],
+                         column_pixels: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:
+    """The ``"rows-columns"`` chord lengths (rows, then columns) of a map from its boundary pixels.
+
+    ``row_pixels``: (rows, cols) of the boundary pixels in row-major order;
+    ``column_pixels``: the same for the transposed map (column-major order,
+    as (column, row)). Scoring lists them once per map and shares them.
+    """
     lengths = []
-    for view in (b, b.T):
-        _, first, end = _chord_bounds(view)
+    for pixels in (row_pixels, column_pixels):
+        _, first, end = pixel_chords(*pixels)
         lengths.append((end - first).astype(np.float64))
     return lengths
 

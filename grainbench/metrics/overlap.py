@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .._backend import ArrayLike, DeviceLike, as_mask, check_same_shape
@@ -16,9 +17,16 @@ def _counts(pred: ArrayLike, gt: ArrayLike, device: DeviceLike) -> tuple[float, 
 
 def pixel_counts(p: torch.Tensor, g: torch.Tensor) -> tuple[float, float, float, float]:
     """``(tp, fp, fn, tn)`` of two validated bool tensors of one shape (True = positive); exact integers."""
-    tp = float((p & g).sum())
-    fp = float(p.sum()) - tp
-    fn = float(g.sum()) - tp
+    if p.device.type == "cpu" and g.device.type == "cpu":
+        # numpy counts bools without torch's int64 reduction: 10x faster
+        pn, gn = p.numpy(), g.numpy()
+        tp = float(np.count_nonzero(pn & gn))
+        fp = float(np.count_nonzero(pn)) - tp
+        fn = float(np.count_nonzero(gn)) - tp
+    else:
+        tp = float((p & g).sum())
+        fp = float(p.sum()) - tp
+        fn = float(g.sum()) - tp
     return tp, fp, fn, float(p.numel()) - tp - fp - fn
 
 
