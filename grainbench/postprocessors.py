@@ -222,10 +222,18 @@ def _merge_boundary(rag: Any, src: int, dst: int) -> None:
     """Nothing to update on the nodes: the edge weights carry the boundary means."""
 
 
-def protocol_boundary(prob: np.ndarray, *, threshold: float, closing_size: int, skeleton: bool) -> np.ndarray:
-    """The protocol's pipeline: ``prob > threshold``, square closing, skeletonisation ((Z, H, W) bool)."""
+def protocol_boundary(prob: np.ndarray | torch.Tensor, *, threshold: float, closing_size: int,
+                      skeleton: bool) -> np.ndarray | torch.Tensor:
+    """The protocol's pipeline: ``prob > threshold``, square closing, skeletonisation ((Z, H, W) bool).
+
+    A numpy array gives a numpy array; a tensor gives a tensor on its device (the GPU path).
+    """
     from .postprocess import thin_boundary
 
+    if isinstance(prob, torch.Tensor):
+        b = prob > threshold
+        b = b[None] if b.ndim == 2 else b
+        return thin_boundary(b, closing_size=closing_size, skeleton=skeleton) if closing_size > 1 or skeleton else b
     b = np.asarray(prob) > threshold
     if closing_size > 1 or skeleton:
         # as a tensor: a bool tensor passes the input contract without the copy a numpy bool array gets
@@ -366,13 +374,8 @@ class PostProcessor:
         every other path returns a numpy array.
         """
         if self.is_default and isinstance(prob, torch.Tensor) and prob.device.type != "cpu":
-            from .postprocess import thin_boundary
-
-            b = prob > protocol.threshold
-            b = b[None] if b.ndim == 2 else b
-            if protocol.closing_size > 1 or protocol.skeletonize:
-                b = thin_boundary(b, closing_size=protocol.closing_size, skeleton=protocol.skeletonize)
-            return b
+            return protocol_boundary(prob, threshold=protocol.threshold, closing_size=protocol.closing_size,
+                                     skeleton=protocol.skeletonize)
         p = np.asarray(prob.cpu().numpy() if hasattr(prob, "cpu") else prob)
         if p.ndim == 2:
             p = p[None]

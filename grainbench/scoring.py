@@ -305,17 +305,6 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
     protocol = get_protocol(protocol)
     post = get_postprocessor(post, **(post_params or {}))
     n_workers = scoring_workers(workers)
-    with torch_threads(1), opencv_threads(1 if n_workers > 1 else None), use_workers(n_workers):
-        p = prepare_prediction(pred, protocol, device=device, post=post)
-        g = prepare_ground_truth(gt, protocol, device=p.device)
-    check_same_shape(p, g)
-    p = crop_border(p, protocol.crop)
-    g = crop_border(g, protocol.crop)
-    if slice_ids is None:
-        slice_ids = list(range(p.shape[0]))
-    if len(slice_ids) != p.shape[0]:
-        raise ValueError(f"slice_ids has {len(slice_ids)} names for {p.shape[0]} slices")
-
     def one(z: int) -> dict[str, Any]:
         ps, gs = p[z], g[z]
         if protocol.task == "phase":
@@ -328,8 +317,18 @@ def score(pred: ArrayLike, gt: ArrayLike, protocol: str | Protocol = "wpunet-201
             row.update({k: v for k, v in t.as_dict("gauss_").items() if k != "gauss_reward"})
         return {"slice": slice_ids[z], **row}
 
-    # Slices in parallel on the CPU; one stream of work on a GPU, whose kernels queue anyway.
-    with torch_threads(1), opencv_threads(1 if n_workers > 1 else None):
+    # torch and OpenCV at one thread each for the whole call: the parallelism is across slices
+    with torch_threads(1), opencv_threads(1 if n_workers > 1 else None), use_workers(n_workers):
+        p = prepare_prediction(pred, protocol, device=device, post=post)
+        g = prepare_ground_truth(gt, protocol, device=p.device)
+        check_same_shape(p, g)
+        p = crop_border(p, protocol.crop)
+        g = crop_border(g, protocol.crop)
+        if slice_ids is None:
+            slice_ids = list(range(p.shape[0]))
+        if len(slice_ids) != p.shape[0]:
+            raise ValueError(f"slice_ids has {len(slice_ids)} names for {p.shape[0]} slices")
+        # Slices in parallel on the CPU; one stream of work on a GPU, whose kernels queue anyway.
         rows = map_threads(one, range(p.shape[0]), n_workers if p.device.type == "cpu" else 1)
     table = pd.DataFrame(rows)
     aggregate = {k: float(table[k].mean()) for k in table.columns if k != "slice"}

@@ -34,6 +34,8 @@ from .inference import _pad_geometry
 
 #: The output dataset of an HDF5 store.
 PROB_KEY = "prob"
+#: What an output may be: a zarr folder or an HDF5 file.
+OUTPUT_SUFFIXES = (".zarr", ".h5", ".hdf5")
 
 
 def _reflect(idx: np.ndarray, n: int) -> np.ndarray:
@@ -70,15 +72,20 @@ def unit_scale(block: np.ndarray) -> np.ndarray:
     return block.astype(np.float32, copy=False)
 
 
+def check_output_path(path: Path) -> None:
+    """Refuse an output that is neither a zarr folder nor an HDF5 file (``ValueError`` naming it)."""
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"{path}: the output must be a .zarr folder or an .h5/.hdf5 file")
+
+
 class _Store:
     """The output: a zarr array or an HDF5 dataset, written under a temporary name."""
 
     def __init__(self, path: Path, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.hdf5 = path.suffix.lower() in (".h5", ".hdf5")
-        if not self.hdf5 and path.suffix.lower() != ".zarr":
-            raise ValueError(f"{path}: the output must be a .zarr folder or an .h5/.hdf5 file")
+        check_output_path(path)
+        self.hdf5 = path.suffix.lower() != ".zarr"
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".writing", dir=path.parent))
         chunks = tuple(min(c, n) for c, n in zip(chunks, shape))
         if self.hdf5:

@@ -37,13 +37,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.chunked import open_stack
-    from ..volume_inference import predict_volume
+    from ..volume_inference import check_output_path, predict_volume
     from ..weights import method_from_weights, resolve_weights
 
     if args.out.exists() and not args.force:
         raise InputFileError(f"{args.out}: exists; pass --force to replace it")
-    if args.out.suffix.lower() not in (".zarr", ".h5", ".hdf5"):
-        raise InputFileError(f"{args.out}: the output must be a .zarr folder or an .h5/.hdf5 file")
+    try:
+        check_output_path(args.out)
+    except ValueError as exc:
+        raise InputFileError(str(exc)) from None
     if args.batch_size is not None and args.batch_size < 1:
         raise InputFileError(f"--batch-size must be >= 1, got {args.batch_size}")
     weights = resolve_weights(args.weights, args.weights_sha256)
